@@ -1,0 +1,174 @@
+// Sessions, residencies and leases: the broker's keep/eject state machine.
+// Pure bookkeeping: it owns no memory. Operations that end a residency return
+// it, and the caller frees the residency's arenas. DESIGN.md §6.
+#ifndef DISTORCH_REGISTRY_H_
+#define DISTORCH_REGISTRY_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "distorch/device_id.h"
+
+namespace distorch {
+
+using SessionId = uint64_t;
+using ResidencyId = uint64_t;
+using LeaseId = uint64_t;
+
+// The session that holds operator pins (distorchctl load --pin). It is always
+// open and never expires.
+inline constexpr SessionId kPinSession = 1;
+
+// Identifies a model's bytes: the file's identity plus the load options that
+// change bytes (weight dtype). Two loads with equal keys share one residency.
+struct ModelKey {
+  std::string file_identity;  // "dev:ino:size:mtime_ns"
+  std::string options;        // "dtype=keep"
+  friend bool operator==(const ModelKey& a, const ModelKey& b) {
+    return a.file_identity == b.file_identity && a.options == b.options;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const ModelKey& k) {
+    return H::combine(std::move(h), k.file_identity, k.options);
+  }
+  std::string ToString() const { return file_identity + "|" + options; }
+};
+
+enum class ResidencyState { kLoading, kReady, kFailed };
+
+struct LeaseSnapshot {
+  LeaseId lease = 0;
+  SessionId session = 0;
+  ResidencyId residency = 0;
+  std::string model_name;
+  bool keep_loaded = false;
+};
+
+struct ResidencySnapshot {
+  ResidencyId id = 0;
+  ModelKey key;
+  std::string name;
+  ResidencyState state = ResidencyState::kLoading;
+  std::map<DeviceId, uint64_t> bytes_by_device;  // as planned at Acquire
+  std::vector<LeaseSnapshot> leases;
+};
+
+struct SessionSnapshot {
+  SessionId id = 0;
+  std::string client_name;
+  int pid = 0;
+  bool connected = true;
+  absl::Time disconnected_at = absl::InfiniteFuture();
+  std::vector<LeaseSnapshot> leases;
+};
+
+// A residency whose last lease went (or that an operator evicted): the caller
+// must free its memory.
+struct EndedResidency {
+  ResidencyId id = 0;
+  std::string name;
+  std::map<DeviceId, uint64_t> bytes_by_device;
+  bool was_loading = false;  // the loader still runs; it will see Cancelled
+};
+
+// Thread-safe: one mutex guards all state. Leases are the only path to a
+// residency. A residency exists while it has at least one lease.
+class Registry {
+ public:
+  explicit Registry(absl::Duration grace_period);
+
+  SessionId OpenSession(std::string client_name, int pid);
+  // The stream closed: the session's leases end at now + grace (ReapExpired).
+  void CloseSession(SessionId session, absl::Time now);
+  // Sessions closed for longer than the grace period end, with their leases.
+  std::vector<EndedResidency> ReapExpired(absl::Time now);
+
+  struct Acquired {
+    ResidencyId residency = 0;
+    LeaseId lease = 0;
+    bool must_load = false;  // true for the first lease: the caller loads it
+  };
+  // Leases the residency for `key`, creating it (state kLoading, must_load)
+  // when none exists; `bytes_by_device` is recorded only on creation. A session
+  // may lease the same model twice (two nodes loading one file): each lease is
+  // separate. FailedPrecondition if the session is closed or unknown.
+  absl::StatusOr<Acquired> Acquire(SessionId session, const ModelKey& key, std::string name,
+                                   bool keep_loaded,
+                                   std::map<DeviceId, uint64_t> bytes_by_device);
+  // The residency id for `key`, if one exists (any state).
+  std::optional<ResidencyId> Find(const ModelKey& key) const;
+
+  // The loader finished. Cancelled if every lease went while it loaded (the
+  // caller frees the memory it filled; the residency is already gone).
+  absl::Status MarkReady(ResidencyId residency);
+  // The load failed: the residency and all its leases end; AwaitReady callers
+  // (and later AwaitReady calls on this id) get `why`.
+  void MarkFailed(ResidencyId residency, absl::Status why);
+  // Blocks until the residency is ready (OK), failed (its error), gone
+  // (Cancelled) or the timeout passes (DeadlineExceeded).
+  absl::Status AwaitReady(ResidencyId residency, absl::Duration timeout);
+
+  // ComfyUI's /free with unload_models: ends this session's leases whose
+  // keep_loaded is false, and nothing else. None flagged: a strict no-op.
+  std::vector<EndedResidency> Free(SessionId session);
+  // Ends one lease of this session (NotFound if it is not this session's).
+  absl::StatusOr<std::vector<EndedResidency>> Release(SessionId session, LeaseId lease);
+  // Sets keep_loaded on every lease this session holds on the residency.
+  // Returns how many leases changed (NotFound when the session holds none).
+  absl::StatusOr<int> SetKeepLoaded(SessionId session, ResidencyId residency, bool keep);
+  // Operator eviction: ends the residency and every lease on it.
+  absl::StatusOr<EndedResidency> Evict(ResidencyId residency);
+
+  // Bytes per device of every residency that exists (loading or ready).
+  std::map<DeviceId, uint64_t> BytesByDevice() const;
+  std::vector<ResidencySnapshot> Residencies() const;
+  std::vector<SessionSnapshot> Sessions() const;
+  absl::StatusOr<ResidencySnapshot> GetResidency(ResidencyId residency) const;
+
+ private:
+  struct Lease {
+    SessionId session;
+    ResidencyId residency;
+    bool keep_loaded;
+  };
+  struct Residency {
+    ModelKey key;
+    std::string name;
+    ResidencyState state = ResidencyState::kLoading;
+    absl::Status failure;
+    std::map<DeviceId, uint64_t> bytes_by_device;
+    std::vector<LeaseId> leases;  // in acquisition order
+  };
+  struct Session {
+    std::string client_name;
+    int pid = 0;
+    bool connected = true;
+    absl::Time disconnected_at = absl::InfiniteFuture();
+    std::vector<LeaseId> leases;
+  };
+
+  // Ends one lease; returns the residency if that was its last lease.
+  std::optional<EndedResidency> EndLeaseLocked(LeaseId lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  EndedResidency EndResidencyLocked(ResidencyId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const absl::Duration grace_period_;
+  mutable absl::Mutex mu_;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 2;  // 1 is kPinSession
+  absl::flat_hash_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<ResidencyId, Residency> residencies_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<LeaseId, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<ModelKey, ResidencyId> by_key_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace distorch
+
+#endif  // DISTORCH_REGISTRY_H_
