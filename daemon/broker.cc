@@ -1,0 +1,393 @@
+#include "daemon/broker.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "daemon/loader.h"
+#include "daemon/model_file.h"
+#include "distorch/alloc_spec.h"
+#include "distorch/units.h"
+#include "daemon/log.h"
+
+namespace distorch {
+namespace {
+
+std::string DescribeBytes(const std::map<DeviceId, uint64_t>& bytes) {
+  if (bytes.empty()) return "nothing";
+  return absl::StrJoin(bytes, ", ", [](std::string* out, const auto& kv) {
+    absl::StrAppend(out, kv.first.ToString(), " ", FormatBytes(kv.second));
+  });
+}
+
+absl::StatusOr<std::string> NormaliseDtype(const std::string& dtype) {
+  if (dtype.empty() || dtype == "keep" || dtype == "default") return std::string("keep");
+  return absl::UnimplementedError(absl::StrCat(
+      "weight_dtype '", dtype, "': this build stores weights as they are in the file; ",
+      "use \"keep\""));
+}
+
+}  // namespace
+
+Broker::Broker(DaemonConfig config, std::unique_ptr<DeviceSet> devices)
+    : config_(std::move(config)),
+      devices_(std::move(devices)),
+      started_(absl::Now()),
+      registry_(config_.grace_period) {
+  reaper_ = std::thread([this] { ReapLoop(); });
+}
+
+Broker::~Broker() {
+  stop_.Notify();
+  reaper_.join();
+  absl::MutexLock lock(&mu_);
+  residents_.clear();
+}
+
+void Broker::SetEvictionListener(EvictionListener listener) {
+  absl::MutexLock lock(&mu_);
+  on_evicted_ = std::move(listener);
+}
+
+void Broker::ReapLoop() {
+  // Grace periods are seconds long; checking four times a second is plenty.
+  while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+    std::vector<EndedResidency> ended = registry_.ReapExpired(absl::Now());
+    if (!ended.empty()) Dispose(ended, "its last session ended (grace period over)");
+  }
+}
+
+SessionId Broker::OpenSession(const std::string& client_name, int pid) {
+  SessionId id = registry_.OpenSession(client_name, pid);
+  spdlog::info("session {} started: {} (pid {})", id, client_name, pid);
+  return id;
+}
+
+void Broker::CloseSession(SessionId session) {
+  registry_.CloseSession(session, absl::Now());
+  spdlog::info("session {} disconnected; its leases end in {} unless it was kept",
+               session, absl::FormatDuration(config_.grace_period));
+}
+
+std::shared_ptr<Resident> Broker::FindResident(ResidencyId id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = residents_.find(id);
+  return it == residents_.end() ? nullptr : it->second;
+}
+
+void Broker::Dispose(const std::vector<EndedResidency>& ended, absl::string_view why) {
+  for (const EndedResidency& e : ended) {
+    std::shared_ptr<Resident> resident;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = residents_.find(e.id);
+      if (it != residents_.end()) {
+        resident = std::move(it->second);
+        residents_.erase(it);
+      }
+    }
+    spdlog::info("model {} '{}' ejected: {}; freeing {}{}", e.id, e.name, why,
+                 DescribeBytes(e.bytes_by_device),
+                 e.was_loading ? " (after its load stops)" : "");
+    // `resident` (and its arenas) go when the last reply or offer holding it
+    // is done; usually right here.
+  }
+}
+
+absl::StatusOr<PlanRequest> Broker::BuildPlanRequest(std::vector<TensorInfo> tensors,
+                                                     const std::string& allocation,
+                                                     const std::string& compute,
+                                                     std::vector<std::string> pins,
+                                                     bool allow_spill) const {
+  PlanRequest request;
+  request.tensors = std::move(tensors);
+  request.pins = std::move(pins);
+  request.allow_spill = allow_spill;
+  if (compute.empty()) {
+    request.compute = devices_->DefaultCompute();
+  } else {
+    absl::StatusOr<DeviceId> id = ParseDeviceId(compute);
+    if (!id.ok()) return id.status();
+    request.compute = *id;
+  }
+  if (allocation.empty()) {
+    // No allocation: the whole model on the compute device.
+    request.alloc.mode = AllocMode::kBytes;
+    AllocEntry all;
+    all.device = request.compute;
+    all.is_rest = true;
+    request.alloc.entries.push_back(all);
+  } else {
+    absl::StatusOr<AllocSpec> spec = ParseAllocation(allocation);
+    if (!spec.ok()) return spec.status();
+    request.alloc = *std::move(spec);
+  }
+  request.devices = devices_->Inventory();
+  return request;
+}
+
+absl::StatusOr<Placement> Broker::Plan(const PlanArgs& args) const {
+  absl::StatusOr<PlanRequest> request = BuildPlanRequest(
+      args.tensors, args.allocation, args.compute_device, args.pins, args.allow_spill);
+  if (!request.ok()) return request.status();
+  return PlanPlacement(*request);
+}
+
+LoadOutcome Broker::Outcome(std::shared_ptr<const Resident> resident, LeaseId lease,
+                            bool shared) {
+  LoadOutcome out;
+  out.model = resident->id;
+  out.lease = lease;
+  out.shared = shared;
+  FdOffer offer;
+  for (const auto& arena : resident->arenas) {
+    ArenaExport e = arena->Export();
+    if (e.kind == ArenaExport::Kind::kHostMemfd) offer.fds.push_back(e.memfd);
+  }
+  offer.keepalive = resident;
+  out.arena_ticket = tickets_.Offer(std::move(offer));
+  out.resident = std::move(resident);
+  return out;
+}
+
+absl::StatusOr<LoadOutcome> Broker::Attach(
+    ResidencyId id, LeaseId lease, const std::function<void(uint64_t, uint64_t)>& progress) {
+  // Another session is loading it: wait, reporting its progress.
+  while (true) {
+    absl::Status ready = registry_.AwaitReady(id, absl::Milliseconds(200));
+    std::shared_ptr<Resident> resident = FindResident(id);
+    if (ready.ok()) {
+      if (resident == nullptr) return absl::CancelledError("model was evicted while attaching");
+      return Outcome(std::move(resident), lease, /*shared=*/true);
+    }
+    if (!absl::IsDeadlineExceeded(ready)) return ready;
+    if (resident != nullptr && progress) progress(resident->bytes_loaded, resident->bytes_total);
+  }
+}
+
+absl::StatusOr<LoadOutcome> Broker::Load(
+    const LoadArgs& args, const std::function<void(uint64_t, uint64_t)>& progress) {
+  const SessionId session = args.operator_pin ? kPinSession : args.session;
+  absl::StatusOr<std::string> dtype = NormaliseDtype(args.weight_dtype);
+  if (!dtype.ok()) return dtype.status();
+  absl::StatusOr<UniqueFd> fd = tickets_.TakeFile(args.file_ticket);
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<ModelFile> file = ReadModelFile(fd->get());
+  if (!file.ok()) {
+    return absl::Status(file.status().code(),
+                        absl::StrCat("model '", args.name, "': ", file.status().message()));
+  }
+  const ModelKey key{file->identity, absl::StrCat("dtype=", *dtype)};
+  const bool keep = args.keep_loaded || args.operator_pin;
+
+  std::shared_ptr<Resident> resident;
+  Registry::Acquired acquired;
+  {
+    absl::MutexLock plan_lock(&placement_mu_);
+    if (registry_.Find(key).has_value()) {
+      absl::StatusOr<Registry::Acquired> a = registry_.Acquire(session, key, args.name, keep, {});
+      if (!a.ok()) return a.status();
+      if (!a->must_load) {
+        spdlog::info("session {} leased model {} '{}' (shared, keep_loaded={})", session,
+                     a->residency, args.name, keep);
+        acquired = *a;
+      } else {
+        // It ended between Find and Acquire: drop the empty residency, load anew.
+        (void)registry_.Evict(a->residency);
+      }
+    }
+    if (acquired.lease == 0) {
+      absl::StatusOr<PlanRequest> request = BuildPlanRequest(
+          file->tensors, args.allocation, args.compute_device, args.pins, args.allow_spill);
+      if (!request.ok()) return request.status();
+      absl::StatusOr<Placement> placement = PlanPlacement(*request);
+      if (!placement.ok()) {
+        spdlog::warn("load of '{}' refused: {}", args.name, std::string(placement.status().message()));
+        return placement.status();
+      }
+      resident = std::make_shared<Resident>();
+      resident->name = args.name;
+      resident->format = file->format;
+      resident->weight_dtype = *dtype;
+      resident->allocation = request->alloc.ToString();
+      resident->compute_device = request->compute.ToString();
+      resident->layout = ComputeArenaLayout(file->tensors, *placement, kArenaAlignment);
+      resident->tensors = std::move(file->tensors);
+      resident->tensor_type_names = std::move(file->tensor_type_names);
+      resident->placement = *std::move(placement);
+      std::map<DeviceId, uint64_t> bytes_by_device;
+      for (const ArenaPlan& plan : resident->layout.arenas) {
+        Device* device = devices_->Find(plan.device);
+        if (device == nullptr) {
+          return absl::NotFoundError(absl::StrCat("device ", plan.device.ToString(),
+                                                  " vanished while planning"));
+        }
+        absl::StatusOr<std::unique_ptr<Arena>> arena = device->Allocate(plan.bytes, args.name);
+        if (!arena.ok()) {
+          spdlog::warn("load of '{}' failed allocating: {}", args.name, std::string(arena.status().message()));
+          return arena.status();  // arenas allocated so far free themselves
+        }
+        bytes_by_device[plan.device] += (*arena)->size();
+        resident->arenas.push_back(*std::move(arena));
+      }
+      for (const TensorInfo& t : resident->tensors) resident->bytes_total += t.nbytes;
+      absl::StatusOr<Registry::Acquired> a =
+          registry_.Acquire(session, key, args.name, keep, bytes_by_device);
+      if (!a.ok()) return a.status();
+      acquired = *a;
+      resident->id = acquired.residency;
+      absl::MutexLock lock(&mu_);
+      residents_[resident->id] = resident;
+      spdlog::info("session {} loading model {} '{}' ({}, {} tensors, {}) with {} on {}",
+                   session, resident->id, args.name, resident->format, resident->tensors.size(),
+                   FormatBytes(resident->bytes_total), resident->allocation,
+                   DescribeBytes(bytes_by_device));
+    }
+  }
+
+  if (resident == nullptr) return Attach(acquired.residency, acquired.lease, progress);
+
+  // This call loads. Progress is reported from a watcher while readers run.
+  absl::Notification done;
+  std::thread watcher;
+  if (progress) {
+    watcher = std::thread([&] {
+      while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+        progress(resident->bytes_loaded, resident->bytes_total);
+      }
+    });
+  }
+  absl::Time begin = absl::Now();
+  LoadOptions options;
+  options.threads = config_.load_threads;
+  absl::Status loaded = LoadIntoArenas(fd->get(), *resident, options);
+  for (auto& arena : resident->arenas) {
+    if (!loaded.ok()) break;
+    loaded = arena->Seal();
+  }
+  done.Notify();
+  if (watcher.joinable()) watcher.join();
+  if (!loaded.ok()) {
+    spdlog::warn("model {} '{}' failed to load: {}", resident->id, args.name, std::string(loaded.message()));
+    registry_.MarkFailed(resident->id, loaded);
+    Dispose({EndedResidency{resident->id, args.name, {}, true}}, "its load failed");
+    return loaded;
+  }
+  if (absl::Status ready = registry_.MarkReady(resident->id); !ready.ok()) {
+    Dispose({EndedResidency{resident->id, args.name, {}, true}},
+            "every lease went while it loaded");
+    return absl::CancelledError(absl::StrCat("model '", args.name,
+                                             "' was released while it loaded"));
+  }
+  double seconds = absl::ToDoubleSeconds(absl::Now() - begin);
+  spdlog::info("model {} '{}' ready: {} in {:.2f} s ({:.2f} GB/s)", resident->id, args.name,
+               FormatBytes(resident->bytes_total), seconds,
+               seconds > 0 ? resident->bytes_total / seconds / 1e9 : 0.0);
+  if (progress) progress(resident->bytes_total, resident->bytes_total);
+  return Outcome(std::move(resident), acquired.lease, /*shared=*/false);
+}
+
+absl::StatusOr<std::vector<EndedResidency>> Broker::Release(SessionId session, LeaseId lease) {
+  absl::StatusOr<std::vector<EndedResidency>> ended = registry_.Release(session, lease);
+  if (!ended.ok()) return ended.status();
+  spdlog::info("session {} released lease {}", session, lease);
+  Dispose(*ended, "its last lease was released");
+  return ended;
+}
+
+absl::StatusOr<std::vector<EndedResidency>> Broker::Free(SessionId session, bool all_sessions) {
+  std::vector<EndedResidency> ended;
+  if (all_sessions) {
+    for (const SessionSnapshot& s : registry_.Sessions()) {
+      if (s.id == kPinSession) continue;
+      std::vector<EndedResidency> e = registry_.Free(s.id);
+      ended.insert(ended.end(), e.begin(), e.end());
+    }
+  } else {
+    ended = registry_.Free(session);
+  }
+  spdlog::info("free from session {}: {} model(s) ejected", all_sessions ? "(all)" :
+               absl::StrCat(session), ended.size());
+  Dispose(ended, "freed (keep_loaded=false)");
+  return ended;
+}
+
+absl::StatusOr<uint64_t> Broker::SoftEmptyCache(SessionId session) {
+  uint64_t trimmed = 0;
+  for (const DeviceSet::Entry& e : devices_->entries()) trimmed += e.device->Trim();
+  malloc_trim(0);
+  spdlog::info("soft_empty_cache from session {}: trimmed {}", session, FormatBytes(trimmed));
+  return trimmed;
+}
+
+absl::StatusOr<int> Broker::SetKeepLoaded(SessionId session, ResidencyId model, bool keep) {
+  absl::StatusOr<int> changed = registry_.SetKeepLoaded(session, model, keep);
+  if (changed.ok()) {
+    spdlog::info("session {} set keep_loaded={} on model {} ({} lease(s))", session, keep,
+                 model, *changed);
+  }
+  return changed;
+}
+
+absl::StatusOr<std::vector<EndedResidency>> Broker::Evict(ResidencyId model,
+                                                          const std::string& name) {
+  std::vector<ResidencySnapshot> targets;
+  for (ResidencySnapshot& r : registry_.Residencies()) {
+    if ((model != 0 && r.id == model) || (model == 0 && !name.empty() && r.name == name)) {
+      targets.push_back(std::move(r));
+    }
+  }
+  if (targets.empty()) {
+    return absl::NotFoundError(model != 0 ? absl::StrCat("no model with id ", model)
+                                          : absl::StrCat("no model named '", name, "'"));
+  }
+  std::vector<EndedResidency> ended;
+  EvictionListener listener;
+  {
+    absl::MutexLock lock(&mu_);
+    listener = on_evicted_;
+  }
+  for (const ResidencySnapshot& r : targets) {
+    absl::StatusOr<EndedResidency> e = registry_.Evict(r.id);
+    if (!e.ok()) continue;  // already gone
+    ended.push_back(*e);
+    if (listener) {
+      for (const LeaseSnapshot& l : r.leases) listener(l.session, r.id, r.name);
+    }
+  }
+  Dispose(ended, "evicted by an operator");
+  return ended;
+}
+
+std::vector<DeviceView> Broker::Devices() const {
+  std::vector<DeviceView> out;
+  for (const DeviceSet::Entry& e : devices_->entries()) {
+    DeviceView v;
+    v.name = e.device->id().ToString();
+    v.kind = std::string(e.device->kind());
+    v.description = e.device->description();
+    v.stats = e.device->Stats();
+    v.settings = e.settings;
+    v.details = e.device->Details();
+    v.available = v.stats.free > e.settings.reserve ? v.stats.free - e.settings.reserve : 0;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::vector<ModelView> Broker::Models() const {
+  std::vector<ModelView> out;
+  for (ResidencySnapshot& r : registry_.Residencies()) {
+    ModelView v;
+    v.resident = FindResident(r.id);
+    v.residency = std::move(r);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::map<DeviceId, uint64_t> Broker::BrokerBytes() const { return registry_.BytesByDevice(); }
+
+}  // namespace distorch

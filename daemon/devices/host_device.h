@@ -1,0 +1,49 @@
+// Host-memory devices. `cpu` is the machine's RAM (optionally capped by a
+// limit); `sim:N` is a host-backed stand-in for a GPU of a declared size, so
+// multi-GPU placement, budgets and ejection run end to end without GPUs.
+// Both hand out MemfdArenas.
+#ifndef DISTORCH_DAEMON_DEVICES_HOST_DEVICE_H_
+#define DISTORCH_DAEMON_DEVICES_HOST_DEVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "daemon/devices/device.h"
+
+namespace distorch {
+
+// Reads MemTotal and MemAvailable from /proc/meminfo (bytes; 0 if unreadable).
+struct HostMemory {
+  uint64_t total = 0;
+  uint64_t available = 0;
+};
+HostMemory ReadHostMemory();
+
+// Thread-safe (the byte counter is atomic; the rest is immutable).
+class HostDevice : public Device {
+ public:
+  // cpu: `limit` caps what the broker may place (0 = the machine's RAM).
+  static std::unique_ptr<HostDevice> Cpu(uint64_t limit);
+  // sim:N with a fixed simulated size.
+  static std::unique_ptr<HostDevice> Sim(int index, uint64_t size);
+
+  DeviceId id() const override { return id_; }
+  absl::string_view kind() const override { return id_.is_cpu() ? "host" : "sim"; }
+  std::string description() const override;
+  DeviceStats Stats() const override;
+  absl::StatusOr<std::unique_ptr<Arena>> Allocate(uint64_t bytes,
+                                                  absl::string_view label) override;
+
+ private:
+  HostDevice(DeviceId id, uint64_t size) : id_(id), size_(size) {}
+
+  const DeviceId id_;
+  const uint64_t size_;  // cpu: limit (0 = none); sim: simulated total
+  std::shared_ptr<std::atomic<uint64_t>> used_ = std::make_shared<std::atomic<uint64_t>>(0);
+};
+
+}  // namespace distorch
+
+#endif  // DISTORCH_DAEMON_DEVICES_HOST_DEVICE_H_

@@ -1,0 +1,63 @@
+#include "daemon/model_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "distorch/safetensors.h"
+
+namespace distorch {
+namespace {
+
+absl::Status PreadFully(int fd, void* buf, size_t n, uint64_t offset) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t got = pread(fd, static_cast<char*>(buf) + done, n - done,
+                        static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return absl::ErrnoToStatus(errno, "reading model header");
+    if (got == 0) return absl::InvalidArgumentError("model file ended inside its header");
+    done += static_cast<size_t>(got);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ModelFile> ReadModelFile(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fstat model file");
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError("the passed fd is not a regular file");
+  }
+  ModelFile model;
+  model.file_size = static_cast<uint64_t>(st.st_size);
+  model.identity = absl::StrCat(st.st_dev, ":", st.st_ino, ":", st.st_size, ":",
+                                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                                    st.st_mtim.tv_nsec);
+  char prefix[8];
+  if (model.file_size < sizeof(prefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model file is ", model.file_size, " bytes: too short to be safetensors or GGUF"));
+  }
+  if (absl::Status s = PreadFully(fd, prefix, sizeof(prefix), 0); !s.ok()) return s;
+  if (std::memcmp(prefix, "GGUF", 4) == 0) {
+    return absl::UnimplementedError("GGUF files are not supported by this build yet");
+  }
+  absl::StatusOr<uint64_t> header_bytes =
+      ParseSafetensorsPrefix(absl::string_view(prefix, sizeof(prefix)), model.file_size);
+  if (!header_bytes.ok()) return header_bytes.status();
+  std::string json(*header_bytes, '\0');
+  if (absl::Status s = PreadFully(fd, json.data(), json.size(), 8); !s.ok()) return s;
+  absl::StatusOr<SafetensorsHeader> header =
+      ParseSafetensorsHeader(json, *header_bytes, model.file_size);
+  if (!header.ok()) return header.status();
+  model.format = "safetensors";
+  model.tensors = std::move(header->tensors);
+  return model;
+}
+
+}  // namespace distorch

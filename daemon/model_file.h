@@ -1,0 +1,27 @@
+// Reads a model file's header from an fd the client passed: which tensors it
+// holds and where. The file is treated as hostile (see safetensors.h).
+#ifndef DISTORCH_DAEMON_MODEL_FILE_H_
+#define DISTORCH_DAEMON_MODEL_FILE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "distorch/tensor_info.h"
+
+namespace distorch {
+
+struct ModelFile {
+  std::string format;  // "safetensors" (GGUF arrives with the GGUF reader)
+  std::string identity;  // "dev:ino:size:mtime_ns" of the open file
+  uint64_t file_size = 0;
+  std::vector<TensorInfo> tensors;  // model order, absolute offsets
+  std::vector<std::string> tensor_type_names;  // GGUF ggml types; else empty
+};
+
+// FailedPrecondition for a non-regular file, InvalidArgument for a bad header.
+absl::StatusOr<ModelFile> ReadModelFile(int fd);
+
+}  // namespace distorch
+
+#endif  // DISTORCH_DAEMON_MODEL_FILE_H_

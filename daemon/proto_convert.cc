@@ -1,0 +1,172 @@
+#include "daemon/proto_convert.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace distorch {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+absl::StatusOr<TensorInfo> FromProto(const v1::TensorMeta& meta) {
+  TensorInfo t;
+  t.name = meta.name();
+  absl::StatusOr<DType> dtype = ParseDTypeName(meta.dtype());
+  if (!dtype.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", meta.name(), "': ", dtype.status().message()));
+  }
+  t.dtype = *dtype;
+  t.shape.assign(meta.shape().begin(), meta.shape().end());
+  t.nbytes = meta.nbytes();
+  t.file_offset = meta.file_offset();
+  return t;
+}
+
+void ToProto(const TensorInfo& tensor, v1::TensorMeta* out) {
+  out->set_name(tensor.name);
+  out->set_dtype(std::string(DTypeName(tensor.dtype)));
+  for (int64_t d : tensor.shape) out->add_shape(d);
+  out->set_nbytes(tensor.nbytes);
+  out->set_file_offset(tensor.file_offset);
+}
+
+const char* ReasonName(PlacementReason reason) {
+  switch (reason) {
+    case PlacementReason::kQuota: return "";
+    case PlacementReason::kPinned: return "pinned";
+    case PlacementReason::kTiny: return "tiny";
+    case PlacementReason::kSpill: return "spill";
+  }
+  return "";
+}
+
+void ToProto(const Placement& placement, const std::string& compute,
+             const std::string& allocation, v1::Placement* out) {
+  out->set_total_bytes(placement.total_bytes);
+  out->set_compute_device(compute);
+  out->set_allocation(allocation);
+  for (const DevicePlan& d : placement.devices) {
+    v1::DeviceBytes* db = out->add_devices();
+    db->set_device(d.device.ToString());
+    db->set_bytes(d.bytes);
+    db->set_quota(d.quota);
+    db->set_blocks(d.blocks);
+  }
+  for (size_t i = 0; i < placement.blocks.size(); ++i) {
+    v1::BlockPlacement* b = out->add_blocks();
+    b->set_block(placement.blocks[i].name);
+    b->set_device(placement.block_device[i].ToString());
+    b->set_bytes(placement.blocks[i].bytes);
+    if (i < placement.block_reason.size()) b->set_reason(ReasonName(placement.block_reason[i]));
+  }
+  for (const std::string& note : placement.notes) out->add_notes(note);
+}
+
+void ToProto(const LoadOutcome& outcome, v1::LoadResult* out) {
+  const Resident& r = *outcome.resident;
+  out->set_model_id(outcome.model);
+  out->set_lease_id(outcome.lease);
+  out->set_shared(outcome.shared);
+  out->set_arena_ticket(outcome.arena_ticket);
+  ToProto(r.placement, r.compute_device, r.allocation, out->mutable_placement());
+  for (size_t i = 0; i < r.arenas.size(); ++i) {
+    ArenaExport e = r.arenas[i]->Export();
+    v1::Arena* a = out->add_arenas();
+    a->set_index(static_cast<uint32_t>(i));
+    a->set_device(r.arenas[i]->device().ToString());
+    a->set_bytes(r.arenas[i]->size());
+    if (e.kind == ArenaExport::Kind::kHostMemfd) {
+      a->set_kind(v1::Arena::HOST_MEMFD);
+    } else {
+      a->set_kind(v1::Arena::CUDA_IPC);
+      a->set_cuda_ipc_handle(e.cuda_ipc_handle);
+      a->set_cuda_device(e.cuda_device);
+    }
+  }
+  // Block name per tensor, for clients that patch per module.
+  std::vector<const std::string*> block_of(r.tensors.size(), nullptr);
+  for (const Block& b : r.placement.blocks) {
+    for (size_t t : b.tensor_indices) block_of[t] = &b.name;
+  }
+  for (size_t i = 0; i < r.tensors.size(); ++i) {
+    const TensorInfo& t = r.tensors[i];
+    v1::TensorLocation* loc = out->add_tensors();
+    loc->set_name(t.name);
+    loc->set_dtype(i < r.tensor_type_names.size() && !r.tensor_type_names[i].empty()
+                       ? r.tensor_type_names[i]
+                       : std::string(DTypeName(t.dtype)));
+    for (int64_t d : t.shape) loc->add_shape(d);
+    loc->set_arena(static_cast<uint32_t>(r.layout.slots[i].arena));
+    loc->set_offset(r.layout.slots[i].offset);
+    loc->set_nbytes(t.nbytes);
+    if (block_of[i] != nullptr) loc->set_block(*block_of[i]);
+  }
+}
+
+void ToProto(const EndedResidency& ended, v1::ModelRef* out) {
+  out->set_model_id(ended.id);
+  out->set_name(ended.name);
+  out->set_destroyed(true);
+}
+
+void ToProto(const LeaseSnapshot& lease, v1::LeaseInfo* out) {
+  out->set_lease_id(lease.lease);
+  out->set_session_id(lease.session);
+  out->set_model_id(lease.residency);
+  out->set_model_name(lease.model_name);
+  out->set_keep_loaded(lease.keep_loaded);
+}
+
+void ToProto(const ModelView& model, v1::ModelInfo* out) {
+  const ResidencySnapshot& r = model.residency;
+  out->set_model_id(r.id);
+  out->set_name(r.name);
+  out->set_state(r.state == ResidencyState::kReady     ? "ready"
+                 : r.state == ResidencyState::kLoading ? "loading"
+                                                        : "failed");
+  out->set_identity(r.key.ToString());
+  for (const auto& [device, bytes] : r.bytes_by_device) {
+    v1::DeviceBytes* db = out->add_devices();
+    db->set_device(device.ToString());
+    db->set_bytes(bytes);
+  }
+  for (const LeaseSnapshot& l : r.leases) ToProto(l, out->add_leases());
+  if (model.resident != nullptr) {
+    out->set_bytes_total(model.resident->bytes_total);
+    out->set_bytes_loaded(model.resident->bytes_loaded);
+    out->set_weight_dtype(model.resident->weight_dtype);
+    out->set_tensors(static_cast<uint32_t>(model.resident->tensors.size()));
+  }
+}
+
+void ToProto(const SessionSnapshot& session, v1::SessionInfo* out) {
+  out->set_session_id(session.id);
+  out->set_client_name(session.client_name);
+  out->set_pid(session.pid);
+  out->set_connected(session.connected);
+  if (!session.connected) {
+    out->set_disconnected_ms(static_cast<uint64_t>(
+        absl::ToInt64Milliseconds(absl::Now() - session.disconnected_at)));
+  }
+  for (const LeaseSnapshot& l : session.leases) ToProto(l, out->add_leases());
+}
+
+void ToProto(const DeviceView& device, v1::DeviceInfo* out) {
+  out->set_name(device.name);
+  out->set_kind(device.kind);
+  out->set_description(device.description);
+  out->set_total_bytes(device.stats.total);
+  out->set_free_bytes(device.stats.free);
+  out->set_reserve_bytes(device.settings.reserve);
+  out->set_limit_bytes(device.settings.limit);
+  out->set_broker_bytes(device.stats.broker_bytes);
+  out->set_available_bytes(device.available);
+  out->set_pci_bus_id(device.details.pci_bus_id);
+  out->set_compute_capability(device.details.compute_capability);
+  for (const std::string& p : device.details.peers) out->add_peers(p);
+}
+
+}  // namespace distorch
