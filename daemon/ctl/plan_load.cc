@@ -77,8 +77,9 @@ absl::Status PrintJson(const google::protobuf::Message& message) {
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
   std::string json;
-  absl::Status s = google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!s.ok()) return s;
+  // protobuf 3.21 has its own Status type, not absl's.
+  auto s = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!s.ok()) return absl::InternalError(std::string(s.message()));
   std::printf("%s\n", json.c_str());
   return absl::OkStatus();
 }
