@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "daemon/devices/cuda_device.h"
 #include "daemon/devices/host_device.h"
+#include "daemon/log.h"
 
 namespace distorch {
 
@@ -37,11 +38,14 @@ absl::StatusOr<std::unique_ptr<DeviceSet>> DeviceSet::Build(const DaemonConfig& 
     set->entries_.push_back({HostDevice::Sim(sim.device.index, size), settings_for(sim.device)});
   }
   for (const auto& [id, settings] : config.device_settings) {
-    if (set->Find(id) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "settings given for ", id.ToString(), ", which this host does not have (devices: ",
-          set->Names(), ")"));
-    }
+    if (set->Find(id) != nullptr) continue;
+    std::string why = absl::StrCat("settings given for ", id.ToString(),
+                                   ", which this host does not have (devices: ", set->Names(), ")");
+    // A GPU can be missing for a while (driver update, card pulled) and one
+    // config file may serve several machines: warn. A sim device is declared
+    // in the same config, so a missing one is a typo.
+    if (id.type != DeviceType::kCuda) return absl::InvalidArgumentError(why);
+    spdlog::warn("{}; ignoring them", why);
   }
   return set;
 }
