@@ -86,6 +86,7 @@ void Broker::Dispose(const std::vector<EndedResidency>& ended, absl::string_view
       if (it != residents_.end()) {
         resident = std::move(it->second);
         residents_.erase(it);
+        resident->cancelled = true;
       }
     }
     spdlog::info("model {} '{}' ejected: {}; freeing {}{}", e.id, e.name, why,
@@ -262,6 +263,7 @@ absl::StatusOr<LoadOutcome> Broker::Load(
   absl::Time begin = absl::Now();
   LoadOptions options;
   options.threads = config_.load_threads;
+  options.cancel = &resident->cancelled;
   absl::Status loaded = LoadIntoArenas(fd->get(), *resident, options);
   for (auto& arena : resident->arenas) {
     if (!loaded.ok()) break;

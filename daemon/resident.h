@@ -32,6 +32,9 @@ struct Resident {
   std::vector<std::unique_ptr<Arena>> arenas;  // parallel to layout.arenas
   uint64_t bytes_total = 0;
   std::atomic<uint64_t> bytes_loaded{0};
+  // Set when the residency ends while its load still runs (its last lease
+  // went, or it was evicted): the loader stops early.
+  std::atomic<bool> cancelled{false};
 };
 
 }  // namespace distorch
