@@ -1,1 +1,500 @@
-// placeholder: implemented by its owner
+// The one parser for allocation strings. docs/allocation-strings.md is the
+// user-facing grammar; keep the two in step.
+#include "distorch/alloc_spec.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/string_view.h"
+#include "distorch/device_id.h"
+#include "distorch/units.h"
+
+namespace distorch {
+namespace {
+
+constexpr char kValueHelp[] =
+    "give a size like 2.5gb, a percentage like 25%, a fraction like 0.5, or "
+    "'*' for the rest";
+constexpr char kVirtualHelp[] =
+    "the virtual VRAM form is 'compute=cuda:0, virtual_vram_gb=8, donors=cpu'";
+// Floating-point sums of percentages such as 33.3+33.3+33.4 may land a hair
+// above 100; that is still "100%".
+constexpr double kPercentSlack = 1e-9;
+
+// Quotes a token for a message: escaped (fuzzed or pasted text may hold
+// control bytes) and shortened so one bad token cannot flood a log line.
+std::string Quote(absl::string_view token) {
+  constexpr size_t kMaxShown = 60;
+  if (token.size() > kMaxShown) {
+    return absl::StrCat("'", absl::CHexEscape(token.substr(0, kMaxShown)),
+                        "...'");
+  }
+  return absl::StrCat("'", absl::CHexEscape(token), "'");
+}
+
+bool IsAllAlpha(absl::string_view s) {
+  for (char c : s) {
+    if (!absl::ascii_isalpha(static_cast<unsigned char>(c))) return false;
+  }
+  return !s.empty();
+}
+
+// Reads one allocation string. Holds the input so every error can give the
+// offset of the token it names.
+class Parser {
+ public:
+  explicit Parser(absl::string_view input) : input_(input) {}
+
+  absl::StatusOr<AllocSpec> Parse();
+
+ private:
+  // One value after the ',' of an entry, already classified by its form.
+  struct Value {
+    bool is_rest = false;
+    AllocMode mode = AllocMode::kBytes;  // meaningful when !is_rest
+    uint64_t bytes = 0;
+    double number = 0;  // percentage or fraction
+  };
+
+  size_t Pos(absl::string_view piece) const {
+    return static_cast<size_t>(piece.data() - input_.data());
+  }
+  absl::Status Error(absl::string_view token, absl::string_view problem) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat("allocation token ", Quote(token), " at position ",
+                     Pos(token), ": ", problem));
+  }
+
+  // Splits `text` on any of `separators` into trimmed pieces. One trailing
+  // separator is allowed; any other empty piece is an error.
+  absl::StatusOr<std::vector<absl::string_view>> Split(
+      absl::string_view text, absl::string_view separators) const;
+  absl::StatusOr<DeviceId> Device(absl::string_view token) const;
+  absl::StatusOr<Value> ParseValue(absl::string_view token,
+                                   const DeviceId& device) const;
+  absl::StatusOr<AllocSpec> ParseEntries(absl::string_view text) const;
+  absl::StatusOr<AllocSpec> ParseKeyValueForm(absl::string_view text) const;
+  absl::StatusOr<AllocSpec> ParseMultiGpuForm(absl::string_view text) const;
+  // Both virtual VRAM forms collect their parts as text, then build here.
+  struct VirtualParts {
+    absl::string_view compute, gib;
+    std::vector<absl::string_view> donors;
+  };
+  absl::StatusOr<AllocSpec> BuildVirtual(const VirtualParts& parts) const;
+
+  absl::string_view input_;
+};
+
+absl::StatusOr<std::vector<absl::string_view>> Parser::Split(
+    absl::string_view text, absl::string_view separators) const {
+  std::vector<absl::string_view> pieces;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find_first_of(separators, start);
+    absl::string_view raw = text.substr(start, end == absl::string_view::npos
+                                                   ? absl::string_view::npos
+                                                   : end - start);
+    absl::string_view piece = absl::StripAsciiWhitespace(raw);
+    bool last = end == absl::string_view::npos;
+    if (piece.empty()) {
+      if (last && !pieces.empty()) break;  // a trailing separator
+      // Callers pass non-blank text: an empty last piece follows a separator.
+      absl::string_view sep = last ? text.substr(start > 0 ? start - 1 : 0, 1)
+                                   : text.substr(end, 1);
+      return Error(sep,
+                   absl::StrCat("empty entry (remove the extra '", sep, "')"));
+    }
+    pieces.push_back(piece);
+    if (last) break;
+    start = end + 1;
+  }
+  return pieces;
+}
+
+absl::StatusOr<DeviceId> Parser::Device(absl::string_view token) const {
+  absl::StatusOr<DeviceId> device = ParseDeviceId(token);
+  if (!device.ok()) return Error(token, device.status().message());
+  return device;
+}
+
+absl::StatusOr<Parser::Value> Parser::ParseValue(absl::string_view token,
+                                                 const DeviceId& device) const {
+  Value value;
+  if (token == "*") {
+    value.is_rest = true;
+    return value;
+  }
+  std::string name = device.ToString();
+  if (token.find('*') != absl::string_view::npos) {
+    std::string size = absl::StrReplaceAll(token, {{"*", ""}});
+    if (absl::StripAsciiWhitespace(size).empty()) {
+      return Error(token, "write a single '*' for the rest");
+    }
+    // MultiGPU's README shows 'cpu,5gb*' but its code ignored the size and
+    // gave the device the rest; we make the writer pick one.
+    return Error(
+        token, absl::StrFormat("give a size or '*', not both (write '%s,*' for "
+                               "the rest, or '%s,%s' for a fixed size)",
+                               name, name, absl::StripAsciiWhitespace(size)));
+  }
+  absl::StatusOr<Quantity> q = ParseQuantity(token);
+  if (!q.ok()) return Error(token, q.status().message());
+  value.number = q->value;
+  switch (q->kind) {
+    case Quantity::Kind::kSize:
+      value.mode = AllocMode::kBytes;
+      value.bytes = q->bytes;
+      return value;
+    case Quantity::Kind::kPercent:
+      value.mode = AllocMode::kRatio;
+      if (value.number <= 100) return value;
+      return Error(token,
+                   absl::StrCat("a share cannot be more than 100% (percentages "
+                                "are shares of the model, e.g. ",
+                                name, ",60%;cpu,40%)"));
+    case Quantity::Kind::kPlain:
+      value.mode = AllocMode::kFraction;
+      if (value.number <= 1) return value;
+      break;
+  }
+  // MultiGPU reads a bare number as a fraction of the device's memory; a bare
+  // "2" is most likely a size or a share with its unit left off.
+  return Error(token, absl::StrFormat(
+                          "a plain number is a fraction of the device's total "
+                          "memory and must be at most 1; for a size add a unit "
+                          "('%s,%sgb'), for a share add '%%' ('%s,%s%%')",
+                          name, q->number, name, q->number));
+}
+
+// Indexed by AllocMode, for "a percentage cannot be mixed with a size".
+constexpr const char* kModeNouns[] = {"a size", "a percentage", "a fraction",
+                                      "a virtual VRAM value"};
+const char* ModeNoun(AllocMode mode) {
+  return kModeNouns[static_cast<int>(mode)];
+}
+
+absl::StatusOr<AllocSpec> Parser::ParseEntries(absl::string_view text) const {
+  absl::StatusOr<std::vector<absl::string_view>> pieces = Split(text, ";");
+  if (!pieces.ok()) return pieces.status();
+
+  AllocSpec spec;
+  std::optional<absl::string_view> mode_token;  // the value that set the mode
+  std::optional<absl::string_view> rest_token;
+  double values_sum = 0;
+  for (absl::string_view entry : *pieces) {
+    size_t comma = entry.find(',');
+    if (comma == absl::string_view::npos) {
+      size_t gap = entry.find_first_of(" \t\r\n\f\v");
+      if (gap != absl::string_view::npos &&
+          ParseDeviceId(entry.substr(0, gap)).ok()) {
+        absl::string_view rest = absl::StripAsciiWhitespace(entry.substr(gap));
+        return Error(
+            entry, absl::StrCat("missing ',' between device and value (write '",
+                                entry.substr(0, gap), ",", rest, "')"));
+      }
+      if (absl::StatusOr<DeviceId> device = ParseDeviceId(entry); device.ok()) {
+        return Error(
+            entry, absl::StrFormat("missing value (write '%s,*' for the rest, "
+                                   "or e.g. '%s,2gb')",
+                                   device->ToString(), device->ToString()));
+      }
+      return Error(entry, "expected DEVICE,VALUE, e.g. 'cuda:0,2.5gb'");
+    }
+    if (entry.find(',', comma + 1) != absl::string_view::npos) {
+      return Error(entry,
+                   "one device and one value per entry; separate entries "
+                   "with ';' (e.g. 'cuda:0,2gb;cpu,*')");
+    }
+    absl::string_view device_text =
+        absl::StripAsciiWhitespace(entry.substr(0, comma));
+    absl::string_view value_text =
+        absl::StripAsciiWhitespace(entry.substr(comma + 1));
+    if (device_text.empty()) {
+      return Error(entry, "missing device before ',' (e.g. 'cuda:0,2gb')");
+    }
+    absl::StatusOr<DeviceId> device = Device(device_text);
+    if (!device.ok()) return device.status();
+    if (value_text.empty()) {
+      return Error(entry,
+                   absl::StrCat("missing value after ',' (", kValueHelp, ")"));
+    }
+    for (const AllocEntry& earlier : spec.entries) {
+      if (earlier.device == *device) {
+        return Error(
+            device_text,
+            absl::StrCat("device ", device->ToString(),
+                         " is listed twice (first at position ",
+                         earlier.position, "); give each device once"));
+      }
+    }
+    absl::StatusOr<Value> value = ParseValue(value_text, *device);
+    if (!value.ok()) return value.status();
+
+    AllocEntry out;
+    out.device = *device;
+    out.position = Pos(entry);
+    if (value->is_rest) {
+      if (rest_token.has_value()) {
+        return Error(value_text,
+                     absl::StrCat("'*' is given twice (", Quote(*rest_token),
+                                  " at position ", Pos(*rest_token),
+                                  " already takes the rest); only one device "
+                                  "can take the rest"));
+      }
+      rest_token = value_text;
+      out.is_rest = true;
+    } else {
+      if (!mode_token.has_value()) {
+        mode_token = value_text;
+        spec.mode = value->mode;
+      } else if (value->mode != spec.mode) {
+        return Error(
+            value_text,
+            absl::StrCat(
+                ModeNoun(value->mode), " cannot be mixed with ",
+                ModeNoun(spec.mode), " (", Quote(*mode_token), " at position ",
+                Pos(*mode_token),
+                "); use one kind of value for every entry: sizes "
+                "like 2gb, percentages like 25%, or fractions like 0.5"));
+      }
+      out.bytes = value->mode == AllocMode::kBytes ? value->bytes : 0;
+      out.ratio = value->mode == AllocMode::kRatio ? value->number : 0;
+      out.fraction = value->mode == AllocMode::kFraction ? value->number : 0;
+      values_sum += value->mode == AllocMode::kBytes
+                        ? static_cast<double>(value->bytes)
+                        : value->number;
+    }
+    spec.entries.push_back(out);
+  }
+
+  absl::string_view whole = absl::StripAsciiWhitespace(text);
+  if (!rest_token.has_value() && values_sum == 0) {
+    return Error(
+        whole,
+        "every value is zero, so nothing would be placed; give at least "
+        "one value above zero, or '*' for the rest");
+  }
+  if (rest_token.has_value() && spec.mode == AllocMode::kRatio &&
+      values_sum > 100 + kPercentSlack) {
+    return Error(
+        *rest_token,
+        absl::StrCat("the percentages add up to ", values_sum,
+                     "% and '*' takes what is left of 100%; lower them to 100% "
+                     "in total, or drop '*' to use them as weights"));
+  }
+  spec.implicit_rest_to_cpu = !rest_token.has_value();
+  return spec;
+}
+
+absl::StatusOr<AllocSpec> Parser::BuildVirtual(
+    const VirtualParts& parts) const {
+  VirtualVram vram;
+  absl::StatusOr<DeviceId> compute = Device(parts.compute);
+  if (!compute.ok()) return compute.status();
+  vram.compute = *compute;
+
+  absl::string_view gib = parts.gib;
+  if (gib[0] == '-') return Error(gib, "negative value (give 0 or more GB)");
+  size_t digits = gib.find_first_not_of("0123456789.");
+  if (digits != absl::string_view::npos && digits > 0 &&
+      IsAllAlpha(absl::StripLeadingAsciiWhitespace(gib.substr(digits)))) {
+    return Error(
+        gib, absl::StrCat("virtual_vram_gb is in GB already; write the number "
+                          "alone (e.g. ",
+                          gib.substr(0, digits), ")"));
+  }
+  absl::StatusOr<uint64_t> bytes = ScaleDecimal(gib, kGiB);  // GiB, as MultiGPU
+  if (!bytes.ok()) return Error(gib, bytes.status().message());
+  vram.bytes = *bytes;
+
+  for (absl::string_view token : parts.donors) {
+    absl::StatusOr<DeviceId> donor = Device(token);
+    if (!donor.ok()) return donor.status();
+    if (*donor == vram.compute) {
+      return Error(token,
+                   absl::StrCat("donor ", donor->ToString(),
+                                " is the compute device; donors take the "
+                                "offloaded part, so pick another (e.g. cpu)"));
+    }
+    for (const DeviceId& earlier : vram.donors) {
+      if (earlier == *donor) {
+        return Error(token,
+                     absl::StrCat("donor ", donor->ToString(),
+                                  " is listed twice; give each donor once"));
+      }
+    }
+    vram.donors.push_back(*donor);
+  }
+  AllocSpec spec;
+  spec.mode = AllocMode::kVirtualVram;
+  spec.virtual_vram = std::move(vram);
+  return spec;
+}
+
+absl::StatusOr<AllocSpec> Parser::ParseKeyValueForm(
+    absl::string_view text) const {
+  absl::StatusOr<std::vector<absl::string_view>> pieces = Split(text, ",;");
+  if (!pieces.ok()) return pieces.status();
+  VirtualParts parts;
+  // The keys as written, for compute=, virtual_vram_gb= and donors=.
+  absl::string_view keys[3];
+  int key = -1;  // the last key seen; bare items extend donors= only
+  for (absl::string_view piece : *pieces) {
+    size_t eq = piece.find('=');
+    if (eq == absl::string_view::npos) {
+      if (key != 2) {
+        return Error(piece,
+                     absl::StrCat("not a key=value pair; only donors= takes a "
+                                  "list (",
+                                  kVirtualHelp, ")"));
+      }
+      parts.donors.push_back(piece);
+      continue;
+    }
+    absl::string_view key_text =
+        absl::StripAsciiWhitespace(piece.substr(0, eq));
+    absl::string_view value = absl::StripAsciiWhitespace(piece.substr(eq + 1));
+    std::string name = absl::AsciiStrToLower(key_text);
+    key = name == "compute" || name == "compute_device" ? 0
+          : name == "virtual_vram_gb"                   ? 1
+          : name == "donors" || name == "donor_device"  ? 2
+                                                        : -1;
+    if (key < 0) {
+      return Error(key_text.empty() ? piece : key_text,
+                   absl::StrCat("unknown key (", kVirtualHelp,
+                                "; an allocation entry is DEVICE,VALUE)"));
+    }
+    if (!keys[key].empty()) {
+      return Error(key_text, absl::StrCat("key given twice (first at position ",
+                                          Pos(keys[key]), ")"));
+    }
+    keys[key] = key_text;
+    if (value.empty()) return Error(piece, "missing value after '='");
+    if (key == 0) parts.compute = value;
+    if (key == 1) parts.gib = value;
+    if (key == 2) parts.donors.push_back(value);
+  }
+  static constexpr const char* kKeyNames[] = {
+      "compute=", "virtual_vram_gb=", "donors="};
+  for (int i = 0; i < 3; ++i) {
+    if (keys[i].empty()) {
+      return Error(
+          absl::StripAsciiWhitespace(text),
+          absl::StrCat("missing ", kKeyNames[i], " (", kVirtualHelp, ")"));
+    }
+  }
+  return BuildVirtual(parts);
+}
+
+// "#cuda:0;4.0;cuda:1,cpu": what MultiGPU's loaders log as their "full
+// allocation string" when no expert string is set.
+absl::StatusOr<AllocSpec> Parser::ParseMultiGpuForm(
+    absl::string_view text) const {
+  absl::string_view whole = absl::StripAsciiWhitespace(text);
+  size_t hash = text.find('#');
+  if (!absl::StripAsciiWhitespace(text.substr(0, hash)).empty()) {
+    return Error(
+        whole,
+        "MultiGPU's 'EXPERT#DEVICE' form is not taken; give the expert "
+        "string alone (the part before '#'): the loader node names the "
+        "compute device");
+  }
+  absl::string_view body = text.substr(hash + 1);
+  if (size_t second = body.find('#'); second != absl::string_view::npos) {
+    return Error(body.substr(second, 1), "only one '#' is allowed");
+  }
+  absl::StatusOr<std::vector<absl::string_view>> pieces;
+  if (!absl::StripAsciiWhitespace(body).empty()) pieces = Split(body, ";");
+  if (!pieces.ok() || pieces->size() != 3) {
+    return Error(
+        whole,
+        absl::StrCat("expected '#COMPUTE;GB;DONORS', e.g. '#cuda:0;8;cpu' (",
+                     kVirtualHelp, ")"));
+  }
+  absl::StatusOr<std::vector<absl::string_view>> donors =
+      Split((*pieces)[2], ",");
+  if (!donors.ok()) return donors.status();
+  return BuildVirtual({(*pieces)[0], (*pieces)[1], *donors});
+}
+
+absl::StatusOr<AllocSpec> Parser::Parse() {
+  if (absl::StripAsciiWhitespace(input_).empty()) {
+    return absl::InvalidArgumentError(
+        "allocation string is empty: give entries like 'cuda:0,2.5gb;cpu,*' or "
+        "'compute=cuda:0, virtual_vram_gb=8, donors=cpu'");
+  }
+  if (input_.find('#') != absl::string_view::npos)
+    return ParseMultiGpuForm(input_);
+  if (input_.find('=') != absl::string_view::npos)
+    return ParseKeyValueForm(input_);
+  return ParseEntries(input_);
+}
+
+}  // namespace
+
+std::string AllocSpec::ToString() const {
+  if (mode == AllocMode::kVirtualVram && virtual_vram.has_value()) {
+    std::vector<std::string> donors;
+    for (const DeviceId& d : virtual_vram->donors)
+      donors.push_back(d.ToString());
+    return absl::StrCat(
+        "compute=", virtual_vram->compute.ToString(),
+        ",virtual_vram_gb=", FormatScaledDecimal(virtual_vram->bytes, kGiB),
+        ",donors=", absl::StrJoin(donors, ","));
+  }
+  std::vector<std::string> parts;
+  for (const AllocEntry& e : entries) {
+    std::string value;
+    if (e.is_rest) {
+      value = "*";
+    } else if (mode == AllocMode::kRatio) {
+      value = absl::StrCat(FormatDecimal(e.ratio), "%");
+    } else if (mode == AllocMode::kFraction) {
+      value = FormatDecimal(e.fraction);
+    } else {
+      value = absl::StrCat(e.bytes, "b");
+    }
+    parts.push_back(absl::StrCat(e.device.ToString(), ",", value));
+  }
+  return absl::StrJoin(parts, ";");
+}
+
+bool SameMeaning(const AllocSpec& a, const AllocSpec& b) {
+  if (a.mode != b.mode || a.implicit_rest_to_cpu != b.implicit_rest_to_cpu ||
+      a.entries.size() != b.entries.size() ||
+      a.virtual_vram.has_value() != b.virtual_vram.has_value()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.entries.size(); ++i) {
+    const AllocEntry& x = a.entries[i];
+    const AllocEntry& y = b.entries[i];
+    if (x.device != y.device || x.is_rest != y.is_rest || x.bytes != y.bytes ||
+        x.ratio != y.ratio || x.fraction != y.fraction) {
+      return false;
+    }
+  }
+  if (a.virtual_vram.has_value()) {
+    const VirtualVram& x = *a.virtual_vram;
+    const VirtualVram& y = *b.virtual_vram;
+    if (x.compute != y.compute || x.bytes != y.bytes || x.donors != y.donors)
+      return false;
+  }
+  return true;
+}
+
+absl::StatusOr<AllocSpec> ParseAllocation(absl::string_view text) {
+  return Parser(text).Parse();
+}
+
+}  // namespace distorch

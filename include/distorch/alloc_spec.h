@@ -27,7 +27,7 @@ struct AllocEntry {
   bool is_rest = false;   // '*': whatever the other entries leave
   uint64_t bytes = 0;     // kBytes
   double ratio = 0;       // kRatio: the percentage as written (25 for 25%)
-  double fraction = 0;    // kFraction: 0 < f <= 1
+  double fraction = 0;    // kFraction: 0 <= f <= 1
   size_t position = 0;    // 0-based offset of the entry's text in the input
 };
 
@@ -53,12 +53,20 @@ struct AllocSpec {
   std::string ToString() const;
 };
 
+// True when `a` and `b` say the same thing: same mode, devices, values and
+// rest rule. Positions are ignored: they record where the text was, and the
+// canonical ToString() of a spec parses back with other positions.
+bool SameMeaning(const AllocSpec& a, const AllocSpec& b);
+
 // Parses an allocation string. Accepts:
 //   entries separated by ';', each "DEVICE,VALUE" (whitespace around any token,
 //   any case), VALUE one of: a size with unit ("2.5gb", "3G", "100mib"), a
-//   percentage ("25%"), a plain number in (0, 1] (fraction of the device's total
-//   memory), or '*'. A trailing ';' is allowed.
-//   The virtual-VRAM node form "compute=DEV, virtual_vram_gb=N, donors=DEV,DEV".
+//   percentage ("25%"), a plain number in [0, 1] (fraction of the device's
+//   total memory), or '*'. A trailing ';' is allowed.
+//   Percentages without '*' are weights (8%;8%;4% = 40/40/20); with '*' they
+//   are shares of 100% and '*' takes what they leave.
+//   The virtual-VRAM node form "compute=DEV, virtual_vram_gb=N, donors=DEV,DEV",
+//   and ComfyUI-MultiGPU's logged form of it, "#DEV;N;DEV,DEV".
 // Every error is InvalidArgument naming the offending token, its position and
 // the fix, e.g. "allocation token '5gb*' at position 7: give a size or '*', not both".
 absl::StatusOr<AllocSpec> ParseAllocation(absl::string_view text);
