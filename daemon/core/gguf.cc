@@ -476,6 +476,10 @@ absl::StatusOr<GgufHeader> ParseGgufHeader(absl::string_view prefix,
   if (!status.ok()) return status;
 
   header.header_bytes = in.pos();
+  if (header.header_bytes > kMaxGgufHeaderBytes) {  // same rule as prefixes
+    return Invalid(absl::StrCat("header is larger than the limit of ",
+                                kMaxGgufHeaderBytes, " bytes"));
+  }
   header.data_offset = header.header_bytes;
   if (!header.tensors.empty()) {
     const uint64_t a = header.alignment;
