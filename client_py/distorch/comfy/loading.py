@@ -1,0 +1,316 @@
+"""Builds ComfyUI models whose parameters are the broker's tensors.
+
+A distorch loader node calls ComfyUI's own loader function inside `adopting()`.
+There, comfy.utils.load_torch_file answers with the broker's zero-copy views
+instead of reading the file, and torch's Module._load_from_state_dict, which
+would copy every tensor into freshly allocated parameters, makes the broker
+tensor itself the parameter when shape and dtype match. What ComfyUI creates
+on the way (renamed-and-transposed keys, dtype casts) stays the client's own
+memory; `Adoption.summary` counts it for the log.
+
+Before the real load a skeleton pass runs the same loader on meta tensors
+(no data, no broker) to learn which tensors land in modules that ComfyUI
+cannot stream (no cast-at-forward); those blocks are the planner's pins.
+
+Thread contract: one adoption per thread at a time (thread-local state); the
+hooks installed by `install` do nothing on threads that are not adopting.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch
+
+from . import header, patches
+
+logger = logging.getLogger(__name__)
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a loader node asks the broker for (the lease's identity)."""
+    compute_device: str          # broker device name: cuda:N, sim:N, cpu
+    allocation: str = ""         # allocation string; "" = all on compute
+    keep_loaded: bool = False
+    allow_spill: bool = False
+    weight_dtype: str = ""
+
+
+class SkeletonUnsupported(Exception):
+    """The skeleton pass met something it cannot fake (not a safetensors file)."""
+
+
+class TensorIndex:
+    """Maps any tensor back to the broker tensor whose memory it lies in."""
+
+    def __init__(self) -> None:
+        self._spans: Dict[str, List[Tuple[int, int, str, str]]] = {}
+        self._starts: Dict[str, List[int]] = {}
+
+    def add(self, tensor: torch.Tensor, name: str, device: str) -> None:
+        if tensor.device.type == "meta" or tensor.numel() == 0:
+            return
+        start = tensor.data_ptr()
+        spans = self._spans.setdefault(tensor.device.type, [])
+        spans.append((start, start + tensor.numel() * tensor.element_size(), name, device))
+        self._starts.pop(tensor.device.type, None)
+
+    def lookup(self, tensor: torch.Tensor) -> Optional[Tuple[str, str]]:
+        """(broker tensor name, broker device) or None for memory the broker
+        does not own."""
+        kind = tensor.device.type
+        spans = self._spans.get(kind)
+        if not spans or tensor.numel() == 0:
+            return None
+        starts = self._starts.get(kind)
+        if starts is None:
+            spans.sort()
+            starts = self._starts[kind] = [s[0] for s in spans]
+        ptr = tensor.data_ptr()
+        i = bisect.bisect_right(starts, ptr) - 1
+        if i >= 0 and ptr < spans[i][1]:
+            return spans[i][2], spans[i][3]
+        return None
+
+
+def nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+@dataclass
+class Adoption:
+    """One loader node's call: the files it loaded and what it adopted."""
+    mode: str                                  # "skeleton" or "real"
+    options: LoadOptions
+    client: object = None
+    pins: Tuple[str, ...] = ()
+    loaded: List[Tuple[str, object]] = field(default_factory=list)   # (path, LoadedModel)
+    index: TensorIndex = field(default_factory=TensorIndex)
+    unstreamable: set = field(default_factory=set)
+    copied: List[Tuple[str, int, str]] = field(default_factory=list)
+    paths: List[str] = field(default_factory=list)
+    _meta: Dict[int, Tuple[str, torch.Tensor]] = field(default_factory=dict)
+
+    # -- file interception --------------------------------------------------
+    def load_file(self, path: str, return_metadata: bool):
+        self.paths.append(path)
+        if self.mode == "skeleton":
+            if not header.is_safetensors(path):
+                raise SkeletonUnsupported(path)
+            sd, metadata = header.meta_state_dict(path)
+            for name, t in sd.items():
+                self._meta[id(t)] = (name, t)
+        else:
+            if not header.is_safetensors(path):
+                logger.info("distorch: %s is not a safetensors file; ComfyUI loads it itself "
+                            "(not shared)", os.path.basename(path))
+                return None
+            loaded = self.broker_load(path)
+            sd = dict(loaded.tensors)
+            metadata = header.read_safetensors_header(path)[1]
+        return (sd, header.metadata_or_none(metadata)) if return_metadata else sd
+
+    def loaded_for(self, path: str):
+        """The broker model for `path` in this adoption (loads it once)."""
+        for p, loaded in self.loaded:
+            if p == path:
+                return loaded
+        return self.broker_load(path)
+
+    def broker_load(self, path: str):
+        opts = self.options
+        loaded = self.client.load(
+            path, allocation=opts.allocation, compute_device=opts.compute_device,
+            keep_loaded=opts.keep_loaded, pins=tuple(self.pins), allow_spill=opts.allow_spill,
+            weight_dtype=opts.weight_dtype, name=os.path.basename(path))
+        self.loaded.append((path, loaded))
+        for name, tensor in loaded.tensors.items():
+            self.index.add(tensor, name, loaded.tensor_devices.get(name, opts.compute_device))
+        return loaded
+
+    # -- parameter adoption (called from Module._load_from_state_dict) ------
+    def adopt_into(self, module: torch.nn.Module, state_dict: dict, prefix: str) -> None:
+        for slot in ("_parameters", "_buffers"):
+            tensors = getattr(module, slot)
+            for pname, current in list(tensors.items()):
+                if current is None:
+                    continue
+                if slot == "_buffers" and pname in getattr(module, "_non_persistent_buffers_set", ()):
+                    continue
+                key = prefix + pname
+                incoming = state_dict.get(key)
+                if not isinstance(incoming, torch.Tensor) or incoming.shape != current.shape:
+                    continue  # ComfyUI reports shape errors itself
+                if self.mode == "skeleton":
+                    origin = self._meta.get(id(incoming))
+                    streamable = (slot == "_parameters" and pname in ("weight", "bias")
+                                  and hasattr(module, "comfy_cast_weights"))
+                    if origin is not None and not streamable:
+                        self.unstreamable.add(origin[0])
+                    if incoming.device.type == "meta" or current.device.type == "meta":
+                        replacement = incoming if incoming.dtype == current.dtype else \
+                            torch.empty_like(current, device="meta")
+                        self._assign(tensors, slot, pname, key, current, replacement, state_dict)
+                    continue
+                if self.index.lookup(incoming) is None:
+                    continue  # not broker memory: ComfyUI copies it (client-owned)
+                if incoming.dtype != current.dtype:
+                    self.copied.append((key, nbytes(current), f"{incoming.dtype}->{current.dtype}"))
+                    continue
+                self._assign(tensors, slot, pname, key, current, incoming, state_dict)
+
+    @staticmethod
+    def _assign(tensors, slot, pname, key, current, incoming, state_dict) -> None:
+        if slot == "_parameters":
+            grad = bool(current.requires_grad and incoming.is_floating_point())
+            incoming = torch.nn.Parameter(incoming, requires_grad=grad)
+        tensors[pname] = incoming
+        # torch copies state_dict[key] into the parameter next; make that a
+        # copy onto itself, which torch skips (no write into read-only memory).
+        state_dict[key] = incoming
+
+    # -- results ------------------------------------------------------------
+    def skeleton_pins(self) -> Tuple[str, ...]:
+        return tuple(sorted({header.block_of(name) for name in self.unstreamable}))
+
+    def param_devices(self, root: torch.nn.Module) -> Dict[str, Optional[str]]:
+        """{param or buffer key: broker device} for `root`; None = client-owned."""
+        out: Dict[str, Optional[str]] = {}
+        for key, t in list(root.named_parameters()) + list(root.named_buffers()):
+            hit = self.index.lookup(t)
+            out[key] = hit[1] if hit else None
+        return out
+
+    def summary(self, roots: List[torch.nn.Module]) -> str:
+        shared = own = own_tensors = 0
+        per_device: Dict[str, int] = {}
+        seen = set()
+        for root in roots:
+            for _, t in list(root.named_parameters()) + list(root.named_buffers()):
+                if id(t) in seen or t.device.type == "meta":
+                    continue
+                seen.add(id(t))
+                hit = self.index.lookup(t)
+                if hit:
+                    shared += nbytes(t)
+                    per_device[hit[1]] = per_device.get(hit[1], 0) + nbytes(t)
+                else:
+                    own += nbytes(t)
+                    own_tensors += 1
+        casts = len(self.copied)
+        devices_text = ", ".join(f"{d} {fmt_bytes(b)}" for d, b in sorted(per_device.items()))
+        names = ", ".join(os.path.basename(p) for p, _ in self.loaded)
+        share = [getattr(m, "shared", False) for _, m in self.loaded]
+        return (f"distorch: {names}: {fmt_bytes(shared)} of broker memory used in place "
+                f"({devices_text or 'none'}){'; attached to an existing residency' if any(share) else ''}; "
+                f"client-owned {fmt_bytes(own)} in {own_tensors} tensor(s) "
+                f"({casts} dtype cast(s) by ComfyUI, the rest created by its key conversion "
+                f"or not in the file)")
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def active() -> Optional[Adoption]:
+    return getattr(_local, "adoption", None)
+
+
+@contextlib.contextmanager
+def adopting(adoption: Adoption) -> Iterator[Adoption]:
+    previous = active()
+    _local.adoption = adoption
+    try:
+        yield adoption
+    finally:
+        _local.adoption = previous
+
+
+def heuristic_pins(paths: List[str]) -> Tuple[str, ...]:
+    """Without a skeleton pass: pin tensors that are not a module's weight or
+    bias (raw parameters ComfyUI has no cast-at-forward for)."""
+    pins = set()
+    for path in paths:
+        if not header.is_safetensors(path):
+            continue
+        try:
+            names = header.read_safetensors_header(path)[0]
+        except (OSError, ValueError):
+            continue
+        for name in names:
+            if name.rsplit(".", 1)[-1] not in ("weight", "bias"):
+                pins.add(header.block_of(name))
+    return tuple(sorted(pins))
+
+
+# ---------------------------------------------------------------- hooks
+
+def _intercept(path, return_metadata: bool):
+    adoption = active()
+    if adoption is None:
+        return None
+    return adoption.load_file(os.fspath(path), return_metadata)
+
+
+def install(mm: ModuleType, utils: ModuleType) -> List[patches.Undo]:
+    """Installs the three hooks adoption needs. Each is inert on threads that
+    are not adopting."""
+    undos: List[patches.Undo] = []
+    undo = patches.patch_load_torch_file(utils, _intercept)
+    if undo:
+        undos.append(undo)
+
+    original = torch.nn.Module._load_from_state_dict
+    problem = patches.signature_problem(original, required=(
+        "self", "state_dict", "prefix", "local_metadata", "strict", "missing_keys",
+        "unexpected_keys", "error_msgs"))
+    if problem:
+        patches.report_left_out("torch.nn.Module._load_from_state_dict", problem,
+                                "Models load with a private copy of every weight.")
+    else:
+        def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+            adoption = active()
+            if adoption is not None:
+                adoption.adopt_into(self, state_dict, prefix)
+            return original(self, state_dict, prefix, *args, **kwargs)
+        torch.nn.Module._load_from_state_dict = _load_from_state_dict
+        undos.append(lambda: setattr(torch.nn.Module, "_load_from_state_dict", original))
+
+    # A model ComfyUI half-builds (skeleton) or still adopts must not be
+    # loaded to a device from inside its own loader.
+    load_models_gpu = getattr(mm, "load_models_gpu", None)
+    if callable(load_models_gpu):
+        def guarded_load_models_gpu(*args, **kwargs):
+            if active() is not None:
+                logger.debug("distorch: deferring load_models_gpu during adoption")
+                return None
+            return load_models_gpu(*args, **kwargs)
+        undos.append(patches._replace(mm, "load_models_gpu", guarded_load_models_gpu))
+    return undos
+
+
+def run_skeleton(run: Callable[[], object], options: LoadOptions) -> Tuple[str, ...]:
+    """Pins for the planner: from a skeleton pass when it works, else from
+    tensor names."""
+    adoption = Adoption(mode="skeleton", options=options)
+    try:
+        with adopting(adoption):
+            run()
+        return adoption.skeleton_pins()
+    except Exception as e:  # ComfyUI code that reads values cannot run on meta
+        logger.debug("distorch: skeleton pass failed (%r); pinning by tensor names", e)
+        return heuristic_pins(adoption.paths)

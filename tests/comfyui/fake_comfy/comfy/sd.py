@@ -1,0 +1,174 @@
+"""Loaders for a tiny ComfyUI-shaped architecture (UNet, text encoder, VAE).
+
+Like ComfyUI: the loaders read the file with comfy.utils.load_torch_file, build
+the model from comfy.ops layers, copy the weights in with load_state_dict, and
+wrap it in a ModelPatcher whose load device comes from model_management."""
+import torch
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.ops
+import comfy.utils
+
+UNET_PREFIX = "model.diffusion_model."
+CLIP_PREFIX = "cond_stage_model."
+VAE_PREFIX = "first_stage_model."
+
+
+class TinyBlock(torch.nn.Module):
+    def __init__(self, ops, dtype, device):
+        super().__init__()
+        self.proj = ops.Linear(8, 8, dtype=dtype, device=device)
+
+    def forward(self, h):
+        return h + torch.tanh(self.proj(h))
+
+
+class TinyUNet(torch.nn.Module):
+    """conv_in -> pool -> + pos_embed (a raw parameter ComfyUI cannot stream)
+    -> blocks -> out."""
+
+    def __init__(self, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
+        super().__init__()
+        self.conv_in = operations.Conv2d(4, 8, 3, padding=1, dtype=dtype, device=device)
+        self.pos_embed = torch.nn.Parameter(torch.empty(1, 8, dtype=dtype, device=device))
+        self.blocks = torch.nn.ModuleList([TinyBlock(operations, dtype, device) for _ in range(3)])
+        self.out = operations.Linear(8, 4, dtype=dtype, device=device)
+
+    def forward(self, x):
+        h = self.conv_in(x).mean(dim=(2, 3)) + self.pos_embed
+        for block in self.blocks:
+            h = block(h)
+        return self.out(h)
+
+
+class TinyTextEncoder(torch.nn.Module):
+    """embed (torch.nn.Embedding: not a comfy op) -> qkv -> proj. The file
+    stores q, k and v apart; the loader concatenates them (key conversion)."""
+
+    def __init__(self, dtype=None, device=None, operations=comfy.ops.manual_cast):
+        super().__init__()
+        self.embed = torch.nn.Embedding(16, 8, dtype=dtype, device=device)
+        self.qkv = operations.Linear(8, 24, dtype=dtype, device=device)
+        self.proj = operations.Linear(24, 8, dtype=dtype, device=device)
+
+    def forward(self, tokens):
+        return self.proj(self.qkv(self.embed(tokens))).mean(dim=1)
+
+    @staticmethod
+    def convert(sd):
+        if "q.weight" in sd:
+            sd["qkv.weight"] = torch.cat([sd.pop("q.weight"), sd.pop("k.weight"), sd.pop("v.weight")])
+        return sd
+
+
+class TinyVAE(torch.nn.Module):
+    def __init__(self, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
+        super().__init__()
+        self.dec = operations.Conv2d(4, 3, 1, dtype=dtype, device=device)
+
+    def decode(self, z):
+        return self.dec(z)
+
+
+def _weight_dtype(sd):
+    for t in sd.values():
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def load_diffusion_model_state_dict(sd, model_options={}, metadata=None):
+    temp = comfy.utils.state_dict_prefix_replace(sd, {UNET_PREFIX: ""}, filter_keys=True)
+    if len(temp) > 0:
+        sd = temp
+    if "conv_in.weight" not in sd:
+        return None
+    dtype = model_options.get("dtype") or _weight_dtype(sd)
+    load_device = mm.get_torch_device()
+    offload_device = mm.unet_offload_device()
+    model = TinyUNet(dtype=dtype)
+    model = model.to(offload_device)
+    model.load_state_dict(sd, strict=False)
+    return comfy.model_patcher.CoreModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+def load_diffusion_model(unet_path, model_options={}):
+    sd, metadata = comfy.utils.load_torch_file(unet_path, return_metadata=True)
+    model = load_diffusion_model_state_dict(sd, model_options=model_options, metadata=metadata)
+    if model is None:
+        raise RuntimeError("ERROR: Could not detect model type of: {}".format(unet_path))
+    return model
+
+
+class CLIP:
+    def __init__(self, state_dicts=(), model_options={}):
+        load_device = model_options.get("load_device", mm.text_encoder_device())
+        offload_device = mm.text_encoder_offload_device()
+        initial = mm.text_encoder_initial_device(load_device, offload_device, 0)
+        encoders = [TinyTextEncoder(dtype=_weight_dtype(sd), device=initial) for sd in state_dicts]
+        self.cond_stage_model = torch.nn.ModuleList(encoders)
+        for encoder, sd in zip(encoders, state_dicts):
+            encoder.load_state_dict(TinyTextEncoder.convert(sd), strict=False)
+        self.patcher = comfy.model_patcher.ModelPatcher(self.cond_stage_model, load_device=load_device,
+                                                        offload_device=offload_device)
+        if initial == load_device:
+            mm.load_models_gpu([self.patcher], force_full_load=True)
+
+    def clone(self):
+        n = CLIP.__new__(CLIP)
+        n.cond_stage_model = self.cond_stage_model
+        n.patcher = self.patcher.clone()
+        return n
+
+    def encode(self, tokens):
+        mm.load_models_gpu([self.patcher])
+        return torch.stack([e(tokens.to(self.patcher.load_device)) for e in self.cond_stage_model]).sum(0)
+
+
+def load_text_encoder_state_dicts(state_dicts=[], embedding_directory=None, clip_type=None, model_options={}):
+    return CLIP(state_dicts, model_options)
+
+
+def load_clip(ckpt_paths, embedding_directory=None, clip_type=None, model_options={}):
+    clip_data = [comfy.utils.load_torch_file(p, safe_load=True) for p in ckpt_paths]
+    return load_text_encoder_state_dicts(clip_data, clip_type=clip_type, model_options=model_options)
+
+
+class VAE:
+    def __init__(self, sd=None, device=None):
+        self.first_stage_model = TinyVAE(dtype=_weight_dtype(sd))
+        self.first_stage_model.load_state_dict(sd, strict=False)
+        self.device = device or mm.vae_device()
+        self.first_stage_model.to(_weight_dtype(sd))
+        self.patcher = comfy.model_patcher.ModelPatcher(self.first_stage_model, load_device=self.device,
+                                                        offload_device=torch.device("cpu"))
+
+    def decode(self, z):
+        mm.load_models_gpu([self.patcher])
+        return self.first_stage_model.decode(z.to(self.device))
+
+
+class ControlNet:
+    def __init__(self, sd):
+        model = TinyVAE(dtype=_weight_dtype(sd))
+        model.load_state_dict(sd, strict=False)
+        self.control_model = model
+        self.control_model_wrapped = comfy.model_patcher.ModelPatcher(
+            model, load_device=mm.get_torch_device(), offload_device=torch.device("cpu"))
+
+
+def load_controlnet(ckpt_path, model=None, model_options={}):
+    return ControlNet(comfy.utils.load_torch_file(ckpt_path, safe_load=True))
+
+
+def load_checkpoint_guess_config(ckpt_path, output_vae=True, output_clip=True, output_clipvision=False,
+                                 embedding_directory=None, output_model=True, model_options={},
+                                 te_model_options={}):
+    sd, metadata = comfy.utils.load_torch_file(ckpt_path, return_metadata=True)
+    clip_sd = comfy.utils.state_dict_prefix_replace(dict(sd), {CLIP_PREFIX: ""}, filter_keys=True)
+    vae_sd = comfy.utils.state_dict_prefix_replace(dict(sd), {VAE_PREFIX: ""}, filter_keys=True)
+    model = load_diffusion_model_state_dict(sd, model_options) if output_model else None
+    clip = CLIP([clip_sd]) if output_clip else None
+    vae = VAE(sd=vae_sd) if output_vae else None
+    return (model, clip, vae, None)
