@@ -71,19 +71,16 @@ absl::Status Invalid(absl::string_view what) {
 
 // Bytes of one scalar value; 0 for string and array.
 uint64_t ScalarSize(GgufValueType type) {
-  static constexpr std::array<uint8_t, 13> kSizes = {1, 1, 2, 2, 4, 4, 4,
-                                                     1, 0, 0, 8, 8, 8};
+  static constexpr std::array<uint8_t, 13> kSizes = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
   auto index = static_cast<uint32_t>(type);
   return index < kSizes.size() ? kSizes[index] : 0;
 }
 
-absl::Status ReadValueType(Cursor& in, absl::string_view key,
-                           GgufValueType* out) {
+absl::Status ReadValueType(Cursor& in, absl::string_view key, GgufValueType* out) {
   uint32_t raw = 0;
   if (absl::Status s = in.Read(&raw); !s.ok()) return s;
   if (raw > static_cast<uint32_t>(GgufValueType::kFloat64)) {
-    return Invalid(absl::StrCat("key '", json::Shorten(key),
-                                "' has unknown value type ", raw));
+    return Invalid(absl::StrCat("key '", json::Shorten(key), "' has unknown value type ", raw));
   }
   *out = static_cast<GgufValueType>(raw);
   return absl::OkStatus();
@@ -94,23 +91,20 @@ absl::Status ReadString(Cursor& in, uint64_t max_bytes, absl::string_view what,
   uint64_t length = 0;
   if (absl::Status s = in.Read(&length); !s.ok()) return s;
   if (length > max_bytes) {
-    return Invalid(absl::StrCat(what, " is ", length, " bytes long (limit ",
-                                max_bytes, ")"));
+    return Invalid(absl::StrCat(what, " is ", length, " bytes long (limit ", max_bytes, ")"));
   }
   return in.ReadBytes(length, out);
 }
 
 // Reads one scalar into kv (or validates and drops an array element).
-absl::Status ReadScalar(Cursor& in, GgufValueType type, absl::string_view key,
-                        GgufKeyValue* kv) {
+absl::Status ReadScalar(Cursor& in, GgufValueType type, absl::string_view key, GgufKeyValue* kv) {
   const uint64_t size = ScalarSize(type);
   uint64_t bits = 0;
   if (absl::Status s = in.ReadUint(size, &bits); !s.ok()) return s;
   switch (type) {
     case GgufValueType::kBool:
       if (bits > 1) {
-        return Invalid(absl::StrCat("key '", json::Shorten(key),
-                                    "' has a bool of ", bits,
+        return Invalid(absl::StrCat("key '", json::Shorten(key), "' has a bool of ", bits,
                                     " (must be 0 or 1)"));
       }
       [[fallthrough]];
@@ -143,12 +137,11 @@ absl::Status ReadScalar(Cursor& in, GgufValueType type, absl::string_view key,
 }
 
 // Reads one value of `type`. Array elements are validated and skipped.
-absl::Status ReadValue(Cursor& in, GgufValueType type, absl::string_view key,
-                       int depth, GgufKeyValue* kv) {
+absl::Status ReadValue(Cursor& in, GgufValueType type, absl::string_view key, int depth,
+                       GgufKeyValue* kv) {
   if (type == GgufValueType::kString) {
     absl::string_view text;
-    if (auto s = ReadString(in, kMaxGgufHeaderBytes, "a string value", &text);
-        !s.ok()) {
+    if (auto s = ReadString(in, kMaxGgufHeaderBytes, "a string value", &text); !s.ok()) {
       return s;
     }
     kv->string_value = std::string(text);
@@ -157,9 +150,8 @@ absl::Status ReadValue(Cursor& in, GgufValueType type, absl::string_view key,
   if (type != GgufValueType::kArray) return ReadScalar(in, type, key, kv);
 
   if (depth >= kMaxArrayDepth) {
-    return Invalid(absl::StrCat("key '", json::Shorten(key),
-                                "' nests arrays deeper than ", kMaxArrayDepth,
-                                " levels"));
+    return Invalid(absl::StrCat("key '", json::Shorten(key), "' nests arrays deeper than ",
+                                kMaxArrayDepth, " levels"));
   }
   GgufValueType element = GgufValueType::kUint8;
   uint64_t count = 0;
@@ -170,12 +162,11 @@ absl::Status ReadValue(Cursor& in, GgufValueType type, absl::string_view key,
     kv->array_length = count;
   }
   uint64_t min_element = ScalarSize(element);
-  if (min_element == 0)
-    min_element = element == GgufValueType::kString ? 8 : 12;
+  if (min_element == 0) min_element = element == GgufValueType::kString ? 8 : 12;
   if (count > kMaxGgufHeaderBytes / min_element) {
-    return Invalid(absl::StrCat(
-        "key '", json::Shorten(key), "' has an array of ", count, " ",
-        GgufValueTypeName(element), " elements, more than a header can hold"));
+    return Invalid(absl::StrCat("key '", json::Shorten(key), "' has an array of ", count, " ",
+                                GgufValueTypeName(element),
+                                " elements, more than a header can hold"));
   }
   if (element != GgufValueType::kString && element != GgufValueType::kArray &&
       element != GgufValueType::kBool) {
@@ -197,21 +188,17 @@ absl::Status CheckUniqueKeys(const std::vector<GgufKeyValue>& metadata) {
   std::sort(keys.begin(), keys.end());
   auto repeat = std::adjacent_find(keys.begin(), keys.end());
   if (repeat == keys.end()) return absl::OkStatus();
-  return Invalid(
-      absl::StrCat("duplicate metadata key '", json::Shorten(*repeat), "'"));
+  return Invalid(absl::StrCat("duplicate metadata key '", json::Shorten(*repeat), "'"));
 }
 
 absl::Status ReadMetadata(Cursor& in, uint64_t count, GgufHeader* header) {
   header->metadata.reserve(std::min<uint64_t>(count, 4096));
   for (uint64_t i = 0; i < count; ++i) {
     absl::string_view key;
-    if (auto s =
-            ReadString(in, kMaxGgufKeyBytes, absl::StrCat("key ", i), &key);
-        !s.ok()) {
+    if (auto s = ReadString(in, kMaxGgufKeyBytes, absl::StrCat("key ", i), &key); !s.ok()) {
       return s;
     }
-    if (key.empty())
-      return Invalid(absl::StrCat("metadata key ", i, " is empty"));
+    if (key.empty()) return Invalid(absl::StrCat("metadata key ", i, " is empty"));
     GgufKeyValue kv;
     kv.key = std::string(key);
     if (auto s = ReadValueType(in, key, &kv.type); !s.ok()) return s;
@@ -224,19 +211,18 @@ absl::Status ReadMetadata(Cursor& in, uint64_t count, GgufHeader* header) {
     if (kv.key == "general.alignment") {
       // ggml itself insists on uint32 here; follow it so files agree.
       if (kv.type != GgufValueType::kUint32) {
-        return Invalid(absl::StrCat("general.alignment must be a uint32, got ",
-                                    GgufValueTypeName(kv.type)));
+        return Invalid(
+            absl::StrCat("general.alignment must be a uint32, got ", GgufValueTypeName(kv.type)));
       }
       if (kv.uint_value == 0 || (kv.uint_value & (kv.uint_value - 1)) != 0) {
-        return Invalid(absl::StrCat("general.alignment is ", kv.uint_value,
-                                    "; it must be a power of two"));
+        return Invalid(
+            absl::StrCat("general.alignment is ", kv.uint_value, "; it must be a power of two"));
       }
       header->alignment = kv.uint_value;
     } else if (kv.key == "general.architecture") {
       if (kv.type != GgufValueType::kString) {
-        return Invalid(
-            absl::StrCat("general.architecture must be a string, got ",
-                         GgufValueTypeName(kv.type)));
+        return Invalid(absl::StrCat("general.architecture must be a string, got ",
+                                    GgufValueTypeName(kv.type)));
       }
       header->architecture = kv.string_value;
     }
@@ -245,15 +231,14 @@ absl::Status ReadMetadata(Cursor& in, uint64_t count, GgufHeader* header) {
 }
 
 absl::Status TensorError(const GgufTensor& t, absl::string_view what) {
-  return Invalid(
-      absl::StrCat("tensor '", json::Shorten(t.info.name), "': ", what));
+  return Invalid(absl::StrCat("tensor '", json::Shorten(t.info.name), "': ", what));
 }
 
 // Reads one tensor info; sizes are checked here, placement by the caller.
 absl::Status ReadTensorInfo(Cursor& in, uint64_t index, GgufTensor* t) {
   absl::string_view name;
-  if (auto s = ReadString(in, kMaxGgufTensorNameBytes,
-                          absl::StrCat("the name of tensor ", index), &name);
+  if (auto s = ReadString(in, kMaxGgufTensorNameBytes, absl::StrCat("the name of tensor ", index),
+                          &name);
       !s.ok()) {
     return s;
   }
@@ -261,8 +246,7 @@ absl::Status ReadTensorInfo(Cursor& in, uint64_t index, GgufTensor* t) {
   uint32_t n_dims = 0;
   if (auto s = in.Read(&n_dims); !s.ok()) return s;
   if (n_dims > kMaxGgufDims) {
-    return TensorError(*t, absl::StrCat("has ", n_dims, " dimensions (limit ",
-                                        kMaxGgufDims, ")"));
+    return TensorError(*t, absl::StrCat("has ", n_dims, " dimensions (limit ", kMaxGgufDims, ")"));
   }
   uint64_t elements = 1;
   for (uint32_t d = 0; d < n_dims; ++d) {
@@ -277,36 +261,29 @@ absl::Status ReadTensorInfo(Cursor& in, uint64_t index, GgufTensor* t) {
   bool overflow = false;
   for (uint64_t dim : t->ggml_dims) {
     if (dim > static_cast<uint64_t>(INT64_MAX)) {
-      return TensorError(
-          *t, absl::StrCat("dimension ", dim,
-                           " is out of range (ggml dims are int64)"));
+      return TensorError(*t,
+                         absl::StrCat("dimension ", dim, " is out of range (ggml dims are int64)"));
     }
     overflow |= __builtin_mul_overflow(elements, dim, &elements);
   }
   overflow |= elements > static_cast<uint64_t>(INT64_MAX);
-  bool empty = std::find(t->ggml_dims.begin(), t->ggml_dims.end(), 0) !=
-               t->ggml_dims.end();
+  bool empty = std::find(t->ggml_dims.begin(), t->ggml_dims.end(), 0) != t->ggml_dims.end();
   if (overflow && !empty) {
-    return TensorError(
-        *t, absl::StrCat("dims [", absl::StrJoin(t->ggml_dims, ", "),
-                         "] have more elements than fit in 63 bits"));
+    return TensorError(*t, absl::StrCat("dims [", absl::StrJoin(t->ggml_dims, ", "),
+                                        "] have more elements than fit in 63 bits"));
   }
   if (empty) elements = 0;
   const GgmlType* type = FindGgmlType(t->ggml_type);
   if (type == nullptr) {
-    return TensorError(
-        *t, absl::StrCat("unknown or unsupported GGML type ", t->ggml_type));
+    return TensorError(*t, absl::StrCat("unknown or unsupported GGML type ", t->ggml_type));
   }
   t->ggml_type_name = std::string(type->name);
   const uint64_t row = t->ggml_dims.empty() ? 1 : t->ggml_dims[0];
   if (row % type->block_size != 0) {
-    return TensorError(
-        *t,
-        absl::StrCat("rows of ", row, " elements are not a whole number of ",
-                     type->name, " blocks (", type->block_size, ")"));
+    return TensorError(*t, absl::StrCat("rows of ", row, " elements are not a whole number of ",
+                                        type->name, " blocks (", type->block_size, ")"));
   }
-  if (__builtin_mul_overflow(elements / type->block_size, type->type_size,
-                             &t->info.nbytes)) {
+  if (__builtin_mul_overflow(elements / type->block_size, type->type_size, &t->info.nbytes)) {
     return TensorError(*t, "byte size does not fit in 64 bits");
   }
   t->info.dtype = type->dtype;
@@ -323,44 +300,39 @@ absl::Status CheckUniqueNames(const std::vector<GgufTensor>& tensors) {
   std::sort(names.begin(), names.end());
   auto repeat = std::adjacent_find(names.begin(), names.end());
   if (repeat == names.end()) return absl::OkStatus();
-  return Invalid(
-      absl::StrCat("duplicate tensor name '", json::Shorten(*repeat), "'"));
+  return Invalid(absl::StrCat("duplicate tensor name '", json::Shorten(*repeat), "'"));
 }
 
 absl::Status PlaceTensors(uint64_t file_size, GgufHeader* header) {
   const uint64_t data_bytes = file_size - header->data_offset;
   for (GgufTensor& t : header->tensors) {
     if (t.relative_offset % header->alignment != 0) {
-      return TensorError(t, absl::StrCat("offset ", t.relative_offset,
-                                         " is not a multiple of the alignment ",
-                                         header->alignment));
+      return TensorError(
+          t, absl::StrCat("offset ", t.relative_offset, " is not a multiple of the alignment ",
+                          header->alignment));
     }
-    if (t.relative_offset > data_bytes ||
-        t.info.nbytes > data_bytes - t.relative_offset) {
+    if (t.relative_offset > data_bytes || t.info.nbytes > data_bytes - t.relative_offset) {
       return absl::OutOfRangeError(absl::StrCat(
           "GGUF: tensor '", json::Shorten(t.info.name), "': ", t.info.nbytes,
           " bytes at data offset ", t.relative_offset,
-          " run past the end of the file (the data section has ", data_bytes,
-          " bytes)"));
+          " run past the end of the file (the data section has ", data_bytes, " bytes)"));
     }
     t.info.file_offset = header->data_offset + t.relative_offset;
   }
-  std::sort(
-      header->tensors.begin(), header->tensors.end(),
-      [](const GgufTensor& a, const GgufTensor& b) {
-        return std::make_tuple(a.info.file_offset, a.info.nbytes, a.info.name) <
-               std::make_tuple(b.info.file_offset, b.info.nbytes, b.info.name);
-      });
+  std::sort(header->tensors.begin(), header->tensors.end(),
+            [](const GgufTensor& a, const GgufTensor& b) {
+              return std::make_tuple(a.info.file_offset, a.info.nbytes, a.info.name) <
+                     std::make_tuple(b.info.file_offset, b.info.nbytes, b.info.name);
+            });
   const GgufTensor* previous = nullptr;
   for (const GgufTensor& t : header->tensors) {
     if (t.info.nbytes == 0) continue;
-    if (previous != nullptr && t.info.file_offset < previous->info.file_offset +
-                                                        previous->info.nbytes) {
-      return Invalid(absl::StrCat(
-          "tensors '", json::Shorten(previous->info.name), "' and '",
-          json::Shorten(t.info.name), "' overlap (data offsets ",
-          previous->relative_offset, "+", previous->info.nbytes, " and ",
-          t.relative_offset, ")"));
+    if (previous != nullptr &&
+        t.info.file_offset < previous->info.file_offset + previous->info.nbytes) {
+      return Invalid(absl::StrCat("tensors '", json::Shorten(previous->info.name), "' and '",
+                                  json::Shorten(t.info.name), "' overlap (data offsets ",
+                                  previous->relative_offset, "+", previous->info.nbytes, " and ",
+                                  t.relative_offset, ")"));
     }
     previous = &t;
   }
@@ -392,39 +364,32 @@ absl::Status ReadHeader(Cursor& in, uint64_t file_size, GgufHeader* header) {
   if (auto s = in.ReadBytes(4, &magic); !s.ok()) return s;
   if (magic != "GGUF") {
     return absl::InvalidArgumentError(
-        absl::StrCat("not a GGUF file: it starts with '", json::Shorten(magic),
-                     "', not 'GGUF'"));
+        absl::StrCat("not a GGUF file: it starts with '", json::Shorten(magic), "', not 'GGUF'"));
   }
   if (auto s = in.Read(&header->version); !s.ok()) return s;
   const uint32_t version = header->version;
   if (version == 1) {
     return Invalid(
-        "version 1 files are not supported; convert the model again with a "
-        "current tool");
+        "version 1 files are not supported; convert the model again with a current tool");
   }
   if ((version & 0xFFFF) == 0 && version != 0) {
     return Invalid(absl::StrCat("version field reads ", version,
                                 ": a big-endian file, which is not supported"));
   }
   if (version != 2 && version != 3) {
-    return Invalid(absl::StrCat("unsupported version ", version,
-                                " (this reader knows 2 and 3)"));
+    return Invalid(absl::StrCat("unsupported version ", version, " (this reader knows 2 and 3)"));
   }
   uint64_t tensor_count = 0, kv_count = 0;
   if (auto s = in.Read(&tensor_count); !s.ok()) return s;
   if (auto s = in.Read(&kv_count); !s.ok()) return s;
   const uint64_t rest = file_size - in.pos();
-  if (tensor_count > kMaxGgufTensors ||
-      tensor_count > rest / kMinTensorInfoBytes) {
-    return Invalid(absl::StrCat("tensor count ", tensor_count,
-                                " is impossible for a ", file_size,
+  if (tensor_count > kMaxGgufTensors || tensor_count > rest / kMinTensorInfoBytes) {
+    return Invalid(absl::StrCat("tensor count ", tensor_count, " is impossible for a ", file_size,
                                 "-byte file (limit ", kMaxGgufTensors, ")"));
   }
-  if (kv_count > kMaxGgufMetadataEntries ||
-      kv_count > rest / kMinKeyValueBytes) {
-    return Invalid(absl::StrCat(
-        "metadata count ", kv_count, " is impossible for a ", file_size,
-        "-byte file (limit ", kMaxGgufMetadataEntries, ")"));
+  if (kv_count > kMaxGgufMetadataEntries || kv_count > rest / kMinKeyValueBytes) {
+    return Invalid(absl::StrCat("metadata count ", kv_count, " is impossible for a ", file_size,
+                                "-byte file (limit ", kMaxGgufMetadataEntries, ")"));
   }
   if (auto s = ReadMetadata(in, kv_count, header); !s.ok()) return s;
   // Grow with what is actually read, not with what the count claims.
@@ -440,32 +405,29 @@ absl::Status ReadHeader(Cursor& in, uint64_t file_size, GgufHeader* header) {
 
 // Turns a short read into "truncated" (the file ends) or "need more bytes"
 // (only the prefix ends).
-absl::Status ShortReadStatus(uint64_t needed, uint64_t prefix_size,
-                             uint64_t file_size) {
+absl::Status ShortReadStatus(uint64_t needed, uint64_t prefix_size, uint64_t file_size) {
   if (needed > file_size) {
-    return Invalid(absl::StrCat("file is truncated: the header needs at least ",
-                                needed, " bytes, the file has ", file_size));
+    return Invalid(absl::StrCat("file is truncated: the header needs at least ", needed,
+                                " bytes, the file has ", file_size));
   }
   if (needed > kMaxGgufHeaderBytes) {
-    return Invalid(absl::StrCat("header is larger than the limit of ",
-                                kMaxGgufHeaderBytes, " bytes"));
+    return Invalid(
+        absl::StrCat("header is larger than the limit of ", kMaxGgufHeaderBytes, " bytes"));
   }
   // Grow geometrically so a header made of many small entries costs few
   // rereads.
-  uint64_t retry =
-      std::max(needed, std::min(2 * prefix_size, kMaxGgufHeaderBytes));
+  uint64_t retry = std::max(needed, std::min(2 * prefix_size, kMaxGgufHeaderBytes));
   retry = std::min(retry, file_size);
-  absl::Status status = absl::OutOfRangeError(
-      absl::StrCat("need more bytes: the GGUF header continues past the ",
-                   prefix_size, " bytes read; retry with ", retry));
+  absl::Status status =
+      absl::OutOfRangeError(absl::StrCat("need more bytes: the GGUF header continues past the ",
+                                         prefix_size, " bytes read; retry with ", retry));
   status.SetPayload(kNeedBytesPayload, absl::Cord(absl::StrCat(retry)));
   return status;
 }
 
 }  // namespace
 
-absl::StatusOr<GgufHeader> ParseGgufHeader(absl::string_view prefix,
-                                           uint64_t file_size) {
+absl::StatusOr<GgufHeader> ParseGgufHeader(absl::string_view prefix, uint64_t file_size) {
   if (prefix.size() > file_size) prefix = prefix.substr(0, file_size);
   Cursor in(prefix);
   GgufHeader header;
@@ -477,17 +439,16 @@ absl::StatusOr<GgufHeader> ParseGgufHeader(absl::string_view prefix,
 
   header.header_bytes = in.pos();
   if (header.header_bytes > kMaxGgufHeaderBytes) {  // same rule as prefixes
-    return Invalid(absl::StrCat("header is larger than the limit of ",
-                                kMaxGgufHeaderBytes, " bytes"));
+    return Invalid(
+        absl::StrCat("header is larger than the limit of ", kMaxGgufHeaderBytes, " bytes"));
   }
   header.data_offset = header.header_bytes;
   if (!header.tensors.empty()) {
     const uint64_t a = header.alignment;
     header.data_offset = (header.header_bytes + a - 1) / a * a;
     if (header.data_offset > file_size) {
-      return Invalid(
-          absl::StrCat("file is truncated: tensor data would start at byte ",
-                       header.data_offset, ", the file has ", file_size));
+      return Invalid(absl::StrCat("file is truncated: tensor data would start at byte ",
+                                  header.data_offset, ", the file has ", file_size));
     }
     if (auto s = PlaceTensors(file_size, &header); !s.ok()) return s;
   }
@@ -501,17 +462,15 @@ uint64_t GgufPrefixBytesNeeded(const absl::Status& status) {
   return bytes;
 }
 
-absl::StatusOr<GgufHeader> ReadGgufHeader(uint64_t file_size,
-                                          const GgufReadPrefix& read_prefix) {
+absl::StatusOr<GgufHeader> ReadGgufHeader(uint64_t file_size, const GgufReadPrefix& read_prefix) {
   uint64_t length = std::min(file_size, kFirstPrefixBytes);
   std::string prefix;
   while (true) {
     prefix.clear();
     if (auto s = read_prefix(length, &prefix); !s.ok()) return s;
     if (prefix.size() != length) {
-      return absl::DataLossError(
-          absl::StrCat("GGUF: asked for the first ", length,
-                       " bytes of the file, got ", prefix.size()));
+      return absl::DataLossError(absl::StrCat("GGUF: asked for the first ", length,
+                                              " bytes of the file, got ", prefix.size()));
     }
     absl::StatusOr<GgufHeader> header = ParseGgufHeader(prefix, file_size);
     uint64_t needed = GgufPrefixBytesNeeded(header.status());

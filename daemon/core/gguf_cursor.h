@@ -27,17 +27,14 @@ class Cursor {
   // True when `n` more bytes are in the prefix; records the need if not.
   bool Has(uint64_t n) {
     if (n <= data_.size() - pos_) return true;
-    needed_ = n > std::numeric_limits<uint64_t>::max() - pos_
-                  ? std::numeric_limits<uint64_t>::max()
-                  : pos_ + n;
+    needed_ = n > std::numeric_limits<uint64_t>::max() - pos_ ? std::numeric_limits<uint64_t>::max()
+                                                              : pos_ + n;
     return false;
   }
 
   // Placeholder error for a short read; ParseGgufHeader replaces it with the
   // real "truncated" or "need more bytes" status.
-  static absl::Status ShortRead() {
-    return absl::OutOfRangeError("short read");
-  }
+  static absl::Status ShortRead() { return absl::OutOfRangeError("short read"); }
 
   absl::Status Skip(uint64_t n) {
     if (!Has(n)) return ShortRead();
@@ -66,8 +63,7 @@ class Cursor {
 
   template <typename T>
   absl::Status Read(T* out) {
-    static_assert(std::numeric_limits<T>::is_integer &&
-                      !std::numeric_limits<T>::is_signed,
+    static_assert(std::numeric_limits<T>::is_integer && !std::numeric_limits<T>::is_signed,
                   "unsigned integers only");
     uint64_t value = 0;
     absl::Status status = ReadUint(sizeof(T), &value);

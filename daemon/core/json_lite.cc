@@ -37,8 +37,7 @@ void AppendUtf8(uint32_t code_point, std::string* out) {
 // Recursive-descent parser over one document. Not reusable; not thread-safe.
 class Parser {
  public:
-  Parser(absl::string_view text, const ParseOptions& options)
-      : text_(text), options_(options) {}
+  Parser(absl::string_view text, const ParseOptions& options) : text_(text), options_(options) {}
 
   absl::StatusOr<Value> ParseDocument() {
     Value value;
@@ -54,8 +53,7 @@ class Parser {
 
  private:
   absl::Status Error(size_t pos, absl::string_view what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid JSON at byte ", pos, ": ", what));
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON at byte ", pos, ": ", what));
   }
 
   bool AtEnd() const { return pos_ >= text_.size(); }
@@ -71,11 +69,9 @@ class Parser {
 
   absl::Status ParseValue(int depth, Value* out) {
     if (++values_ > options_.max_values) {
-      return Error(pos_, absl::StrCat("more than ", options_.max_values,
-                                      " values (limit)"));
+      return Error(pos_, absl::StrCat("more than ", options_.max_values, " values (limit)"));
     }
-    if (AtEnd())
-      return Error(pos_, "unexpected end of input, expected a value");
+    if (AtEnd()) return Error(pos_, "unexpected end of input, expected a value");
     switch (Peek()) {
       case '{':
         return ParseObject(depth + 1, out);
@@ -97,16 +93,14 @@ class Parser {
         if (Peek() == '-' || (Peek() >= '0' && Peek() <= '9')) {
           return ParseNumber(out);
         }
-        return Error(pos_, absl::StrCat("unexpected character '",
-                                        Shorten(text_.substr(pos_, 1)),
+        return Error(pos_, absl::StrCat("unexpected character '", Shorten(text_.substr(pos_, 1)),
                                         "', expected a value"));
     }
   }
 
   absl::Status ParseLiteral(absl::string_view word, Value* out) {
     if (text_.substr(pos_, word.size()) != word) {
-      return Error(pos_,
-                   absl::StrCat("invalid literal, expected '", word, "'"));
+      return Error(pos_, absl::StrCat("invalid literal, expected '", word, "'"));
     }
     pos_ += word.size();
     if (word != "null") *out = Value(word == "true");
@@ -115,8 +109,7 @@ class Parser {
 
   absl::Status CheckDepth(int depth) const {
     if (depth > options_.max_depth) {
-      return Error(pos_, absl::StrCat("nesting deeper than ",
-                                      options_.max_depth, " levels"));
+      return Error(pos_, absl::StrCat("nesting deeper than ", options_.max_depth, " levels"));
     }
     return absl::OkStatus();
   }
@@ -206,9 +199,8 @@ class Parser {
     if (members.size() < 2) return absl::OkStatus();
     std::vector<size_t> order(members.size());
     std::iota(order.begin(), order.end(), size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return members[a].first < members[b].first;
-    });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return members[a].first < members[b].first; });
     size_t first_repeat = members.size();
     for (size_t i = 1; i < order.size(); ++i) {
       if (members[order[i]].first == members[order[i - 1]].first) {
@@ -217,8 +209,7 @@ class Parser {
     }
     if (first_repeat == members.size()) return absl::OkStatus();
     return Error(key_offsets[first_repeat],
-                 absl::StrCat("duplicate key '",
-                              Shorten(members[first_repeat].first), "'"));
+                 absl::StrCat("duplicate key '", Shorten(members[first_repeat].first), "'"));
   }
 
   // Reads 4 hex digits at pos_.
@@ -256,8 +247,8 @@ class Parser {
       return absl::OkStatus();
     }
     if (c != 'u') {
-      return Error(start, absl::StrCat("invalid escape '\\",
-                                       Shorten(absl::string_view(&c, 1)), "'"));
+      return Error(start,
+                   absl::StrCat("invalid escape '\\", Shorten(absl::string_view(&c, 1)), "'"));
     }
     uint32_t unit = 0;
     if (absl::Status s = ParseHex4(&unit); !s.ok()) return s;
@@ -392,8 +383,7 @@ class Parser {
       uint64_t magnitude = 0;
       bool fits = true;
       const uint64_t limit =
-          static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) +
-          (negative ? 1 : 0);
+          static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + (negative ? 1 : 0);
       for (size_t i = start + (negative ? 1 : 0); i < integer_end; ++i) {
         uint64_t digit = static_cast<uint64_t>(text_[i] - '0');
         if (magnitude > (limit - digit) / 10) {
@@ -403,16 +393,15 @@ class Parser {
         magnitude = magnitude * 10 + digit;
       }
       if (fits) {
-        int64_t value = negative ? static_cast<int64_t>(0 - magnitude)
-                                 : static_cast<int64_t>(magnitude);
+        int64_t value =
+            negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
         *out = Value(value);
         return absl::OkStatus();
       }
     }
     double value;
     if (!absl::SimpleAtod(literal, &value) || !std::isfinite(value)) {
-      return Error(start, absl::StrCat("number '", Shorten(literal),
-                                       "' is out of range"));
+      return Error(start, absl::StrCat("number '", Shorten(literal), "' is out of range"));
     }
     *out = Value(value);
     return absl::OkStatus();
@@ -454,8 +443,7 @@ absl::string_view TypeName(Value::Type type) {
   return "?";
 }
 
-absl::StatusOr<Value> Parse(absl::string_view text,
-                            const ParseOptions& options) {
+absl::StatusOr<Value> Parse(absl::string_view text, const ParseOptions& options) {
   return Parser(text, options).ParseDocument();
 }
 

@@ -30,7 +30,7 @@ namespace distorch {
 namespace json {
 
 // One parsed JSON value. Immutable after parsing; copyable. Accessors for
-// the wrong type are programming errors (checked with assert in debug).
+// the wrong type are programming errors (std::get terminates).
 class Value {
  public:
   enum class Type { kNull, kBool, kInt, kDouble, kString, kArray, kObject };
@@ -58,9 +58,7 @@ class Value {
   bool bool_value() const { return std::get<bool>(data_); }
   int64_t int_value() const { return std::get<int64_t>(data_); }
   double double_value() const { return std::get<double>(data_); }
-  const std::string& string_value() const {
-    return std::get<std::string>(data_);
-  }
+  const std::string& string_value() const { return std::get<std::string>(data_); }
   const Array& array() const { return std::get<Array>(data_); }
   const Object& object() const { return std::get<Object>(data_); }
 
@@ -70,9 +68,7 @@ class Value {
 
  private:
   // Order matches Type.
-  std::variant<std::monostate, bool, int64_t, double, std::string, Array,
-               Object>
-      data_;
+  std::variant<std::monostate, bool, int64_t, double, std::string, Array, Object> data_;
 };
 
 // "null", "bool", "integer", "number", "string", "array", "object".
@@ -88,8 +84,7 @@ struct ParseOptions {
 };
 
 // Parses `text` as exactly one JSON value surrounded by optional whitespace.
-absl::StatusOr<Value> Parse(absl::string_view text,
-                            const ParseOptions& options = {});
+absl::StatusOr<Value> Parse(absl::string_view text, const ParseOptions& options = {});
 
 // `text` made safe to quote in an error message: at most `max_bytes` bytes,
 // non-printable bytes escaped, "..." appended when cut.

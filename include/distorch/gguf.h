@@ -101,11 +101,11 @@ struct GgufTensor {
 struct GgufHeader {
   uint32_t version = 0;
   uint64_t alignment = kGgufDefaultAlignment;  // general.alignment
-  uint64_t header_bytes = 0;  // end of the tensor infos, before padding
-  uint64_t data_offset = 0;   // start of the tensor data: aligned header_bytes
-  std::string architecture;   // general.architecture; "" when absent
-  std::vector<GgufKeyValue> metadata;  // file order; keys unique
-  std::vector<GgufTensor> tensors;     // sorted by file offset (model order)
+  uint64_t header_bytes = 0;                   // end of the tensor infos, before padding
+  uint64_t data_offset = 0;                    // start of the tensor data: aligned header_bytes
+  std::string architecture;                    // general.architecture; "" when absent
+  std::vector<GgufKeyValue> metadata;          // file order; keys unique
+  std::vector<GgufTensor> tensors;             // sorted by file offset (model order)
 };
 
 // Parses the header from `prefix`, the first prefix.size() bytes of a file of
@@ -118,8 +118,7 @@ struct GgufHeader {
 // naming the tensor or key and what is wrong. When `prefix` is shorter than
 // the file and ends inside the header: OutOfRange "need more bytes: ..." (see
 // GgufPrefixBytesNeeded).
-absl::StatusOr<GgufHeader> ParseGgufHeader(absl::string_view prefix,
-                                           uint64_t file_size);
+absl::StatusOr<GgufHeader> ParseGgufHeader(absl::string_view prefix, uint64_t file_size);
 
 // For a "need more bytes" status from ParseGgufHeader: the prefix length to
 // retry with (always more than the prefix given, at most the file size).
@@ -127,13 +126,11 @@ absl::StatusOr<GgufHeader> ParseGgufHeader(absl::string_view prefix,
 uint64_t GgufPrefixBytesNeeded(const absl::Status& status);
 
 // Reads `length` bytes from the start of the file into `out`.
-using GgufReadPrefix =
-    std::function<absl::Status(uint64_t length, std::string* out)>;
+using GgufReadPrefix = std::function<absl::Status(uint64_t length, std::string* out)>;
 
 // The retry loop: reads a first prefix (1 MiB or the whole file, whichever is
 // smaller) and grows it until ParseGgufHeader has what it needs.
-absl::StatusOr<GgufHeader> ReadGgufHeader(uint64_t file_size,
-                                          const GgufReadPrefix& read_prefix);
+absl::StatusOr<GgufHeader> ReadGgufHeader(uint64_t file_size, const GgufReadPrefix& read_prefix);
 
 }  // namespace distorch
 

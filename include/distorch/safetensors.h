@@ -35,6 +35,9 @@ absl::StatusOr<uint64_t> ParseSafetensorsPrefix(absl::string_view first8, uint64
 // spans inside the data section (data_offset + end <= file_size); no overlaps;
 // no duplicate names; __metadata__ a string->string object. Errors are
 // InvalidArgument/OutOfRange naming the tensor and what is wrong.
+// Like the reference reader: gaps between spans are allowed, unknown members
+// of an entry are ignored, and "__metadata__": null means none. OutOfRange is
+// used only for a span or header that runs past the end of the file.
 absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view json,
                                                          uint64_t header_bytes,
                                                          uint64_t file_size);

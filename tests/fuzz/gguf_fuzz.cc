@@ -22,8 +22,7 @@ using distorch::GgufTensor;
 }
 
 void CheckHeader(const GgufHeader& header, uint64_t file_size) {
-  if (header.alignment == 0 ||
-      (header.alignment & (header.alignment - 1)) != 0) {
+  if (header.alignment == 0 || (header.alignment & (header.alignment - 1)) != 0) {
     Fail("alignment not a power of two", "");
   }
   if (header.data_offset < header.header_bytes) Fail("data before header", "");
@@ -78,8 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     length = needed;
   }
-  if (grown.ok() != whole.ok() ||
-      (!grown.ok() && grown.status() != whole.status())) {
+  if (grown.ok() != whole.ok() || (!grown.ok() && grown.status() != whole.status())) {
     Fail("prefix and whole-file answers differ",
          grown.status().ToString() + " vs " + whole.status().ToString());
   }

@@ -19,8 +19,7 @@ using distorch::SafetensorsHeader;
 using distorch::TensorInfo;
 
 [[noreturn]] void Fail(const char* what, const std::string& name) {
-  std::fprintf(stderr, "safetensors_fuzz: %s (tensor '%s')\n", what,
-               name.c_str());
+  std::fprintf(stderr, "safetensors_fuzz: %s (tensor '%s')\n", what, name.c_str());
   std::abort();
 }
 
@@ -62,8 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view file(reinterpret_cast<const char*>(data), size);
 
   // The loader's path: the 8-byte prefix, then the header it announces.
-  absl::StatusOr<uint64_t> n = distorch::ParseSafetensorsPrefix(
-      file.substr(0, 8), static_cast<uint64_t>(size));
+  absl::StatusOr<uint64_t> n =
+      distorch::ParseSafetensorsPrefix(file.substr(0, 8), static_cast<uint64_t>(size));
   if (!n.ok()) {
     CheckError(n.status());
   } else {
@@ -79,8 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The same bytes as a bare header in a roomy file reach the JSON and
   // validation code without needing a well-formed length prefix first.
   const uint64_t roomy = 8 + size + 4096;
-  absl::StatusOr<SafetensorsHeader> bare =
-      distorch::ParseSafetensorsHeader(file, size, roomy);
+  absl::StatusOr<SafetensorsHeader> bare = distorch::ParseSafetensorsHeader(file, size, roomy);
   if (bare.ok()) {
     CheckHeader(*bare, roomy);
   } else {

@@ -35,8 +35,8 @@ class GgufBytes {
   GgufBytes& KvU32(const std::string& key, uint32_t value) {
     return Key(key, GgufValueType::kUint32).U32(value);
   }
-  GgufBytes& Tensor(const std::string& name, std::vector<uint64_t> dims,
-                    uint32_t type, uint64_t offset) {
+  GgufBytes& Tensor(const std::string& name, std::vector<uint64_t> dims, uint32_t type,
+                    uint64_t offset) {
     Str(name).U32(static_cast<uint32_t>(dims.size()));
     for (uint64_t d : dims) U64(d);
     return U32(type).U64(offset);
@@ -51,8 +51,7 @@ class GgufBytes {
 
  private:
   GgufBytes& Int(uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i)
-      out_.push_back(static_cast<char>(v >> (8 * i)));
+    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
     return *this;
   }
   std::string out_;
@@ -104,19 +103,15 @@ absl::StatusOr<GgufHeader> ParseWhole(const std::string& file) {
 }
 
 TEST_CASE("FindGgmlType knows block sizes from ggml", "[gguf]") {
-  auto [id, name, block, bytes] =
-      GENERATE(table<uint32_t, std::string, uint32_t, uint32_t>({
-          {0, "F32", 1, 4},         {1, "F16", 1, 2},
-          {2, "Q4_0", 32, 18},      {3, "Q4_1", 32, 20},
-          {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},
-          {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 36},
-          {10, "Q2_K", 256, 84},    {11, "Q3_K", 256, 110},
-          {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
-          {14, "Q6_K", 256, 210},   {15, "Q8_K", 256, 292},
-          {16, "IQ2_XXS", 256, 66}, {20, "IQ4_NL", 32, 18},
-          {23, "IQ4_XS", 256, 136}, {29, "IQ1_M", 256, 56},
-          {30, "BF16", 1, 2},       {39, "MXFP4", 32, 17},
-      }));
+  auto [id, name, block, bytes] = GENERATE(table<uint32_t, std::string, uint32_t, uint32_t>({
+      {0, "F32", 1, 4},       {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},
+      {3, "Q4_1", 32, 20},    {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},
+      {8, "Q8_0", 32, 34},    {9, "Q8_1", 32, 36},      {10, "Q2_K", 256, 84},
+      {11, "Q3_K", 256, 110}, {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
+      {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66},
+      {20, "IQ4_NL", 32, 18}, {23, "IQ4_XS", 256, 136}, {29, "IQ1_M", 256, 56},
+      {30, "BF16", 1, 2},     {39, "MXFP4", 32, 17},
+  }));
   const GgmlType* type = FindGgmlType(id);
   REQUIRE(type != nullptr);
   CHECK(type->name == name);
@@ -189,8 +184,7 @@ TEST_CASE("ParseGgufHeader asks for a longer prefix", "[gguf]") {
   const std::string file = ValidFile();
   for (size_t cut : {0, 3, 10, 24, 60, 200}) {
     CAPTURE(cut);
-    absl::StatusOr<GgufHeader> h =
-        ParseGgufHeader(file.substr(0, cut), file.size());
+    absl::StatusOr<GgufHeader> h = ParseGgufHeader(file.substr(0, cut), file.size());
     REQUIRE_FALSE(h.ok());
     CHECK(h.status().code() == absl::StatusCode::kOutOfRange);
     CHECK(absl::StartsWith(h.status().message(), "need more bytes: "));
@@ -233,15 +227,10 @@ TEST_CASE("ParseGgufHeader refuses broken files by name", "[gguf]") {
   const uint32_t kArray = static_cast<uint32_t>(GgufValueType::kArray);
   const uint32_t kU32 = static_cast<uint32_t>(GgufValueType::kUint32);
   auto [file, want] = GENERATE_REF(table<std::string, std::string>({
-      {"GGML" + std::string(60, '\0'),
-       "not a GGUF file: it starts with 'GGML', not 'GGUF'"},
+      {"GGML" + std::string(60, '\0'), "not a GGUF file: it starts with 'GGML', not 'GGUF'"},
       {"GG", g + "file is truncated: the header needs at least 4 bytes, the "
                  "file has 2"},
-      {GgufBytes()
-           .Header(0, 1)
-           .KvString("general.name", "abcdefgh")
-           .str()
-           .substr(0, 60),
+      {GgufBytes().Header(0, 1).KvString("general.name", "abcdefgh").str().substr(0, 60),
        g + "file is truncated: the header needs at least 64 bytes, the file "
            "has 60"},
       {GgufBytes().Header(0, 0, 1).Data(64).str(),
@@ -250,8 +239,7 @@ TEST_CASE("ParseGgufHeader refuses broken files by name", "[gguf]") {
       {GgufBytes().Raw("GGUF").U32(0x03000000).U64(0).U64(0).str(),
        g + "version field reads 50331648: a big-endian file, which is not "
            "supported"},
-      {GgufBytes().Header(0, 0, 4).str(),
-       g + "unsupported version 4 (this reader knows 2 and 3)"},
+      {GgufBytes().Header(0, 0, 4).str(), g + "unsupported version 4 (this reader knows 2 and 3)"},
       {GgufBytes().Header(uint64_t{1} << 40, 0).Data(64).str(),
        g + "tensor count 1099511627776 is impossible for a 96-byte file "
            "(limit 1048576)"},
@@ -260,16 +248,10 @@ TEST_CASE("ParseGgufHeader refuses broken files by name", "[gguf]") {
            "1048576)"},
       {GgufBytes().Header(0, 1).U64(uint64_t{1} << 60).Data(64).str(),
        g + "key 0 is 1152921504606846976 bytes long (limit 65535)"},
-      {GgufBytes().Header(0, 1).Str("").U32(0).U8(0).Data(64).str(),
-       g + "metadata key 0 is empty"},
+      {GgufBytes().Header(0, 1).Str("").U32(0).U8(0).Data(64).str(), g + "metadata key 0 is empty"},
       {GgufBytes().Header(0, 1).Key("x", GgufValueType(13)).Data(64).str(),
        g + "key 'x' has unknown value type 13"},
-      {GgufBytes()
-           .Header(0, 1)
-           .Key("b", GgufValueType::kBool)
-           .U8(2)
-           .Data(64)
-           .str(),
+      {GgufBytes().Header(0, 1).Key("b", GgufValueType::kBool).U8(2).Data(64).str(),
        g + "key 'b' has a bool of 2 (must be 0 or 1)"},
       {GgufBytes().Header(0, 2).KvU32("k", 1).KvU32("k", 2).Data(64).str(),
        g + "duplicate metadata key 'k'"},
@@ -309,37 +291,17 @@ TEST_CASE("ParseGgufHeader refuses broken files by name", "[gguf]") {
            .str(),
        g + "key 'a' has an array of 4611686018427387904 uint32 elements, more "
            "than a header can hold"},
-      {GgufBytes()
-           .Header(1, 0)
-           .Tensor(std::string(5000, 't'), {1}, kF32, 0)
-           .Data(64)
-           .str(),
+      {GgufBytes().Header(1, 0).Tensor(std::string(5000, 't'), {1}, kF32, 0).Data(64).str(),
        g + "the name of tensor 0 is 5000 bytes long (limit 4096)"},
-      {GgufBytes()
-           .Header(1, 0)
-           .Tensor("t", {1, 1, 1, 1, 1}, kF32, 0)
-           .Data(64)
-           .str(),
+      {GgufBytes().Header(1, 0).Tensor("t", {1, 1, 1, 1, 1}, kF32, 0).Data(64).str(),
        g + "tensor 't': has 5 dimensions (limit 4)"},
-      {GgufBytes()
-           .Header(1, 0)
-           .Tensor("t", {uint64_t{1} << 63}, kF32, 0)
-           .Data(64)
-           .str(),
+      {GgufBytes().Header(1, 0).Tensor("t", {uint64_t{1} << 63}, kF32, 0).Data(64).str(),
        g + "tensor 't': dimension 9223372036854775808 is out of range (ggml "
            "dims are int64)"},
-      {GgufBytes()
-           .Header(1, 0)
-           .Tensor("t", {1ull << 32, 1ull << 32}, kF32, 0)
-           .Data(64)
-           .str(),
+      {GgufBytes().Header(1, 0).Tensor("t", {1ull << 32, 1ull << 32}, kF32, 0).Data(64).str(),
        g + "tensor 't': dims [4294967296, 4294967296] have more elements than "
            "fit in 63 bits"},
-      {GgufBytes()
-           .Header(1, 0)
-           .Tensor("t", {1ull << 62, 2}, kF32, 0)
-           .Data(64)
-           .str(),
+      {GgufBytes().Header(1, 0).Tensor("t", {1ull << 62, 2}, kF32, 0).Data(64).str(),
        g + "tensor 't': dims [4611686018427387904, 2] have more elements than "
            "fit in 63 bits"},
       {GgufBytes().Header(1, 0).Tensor("t", {4}, 4, 0).Data(64).str(),
@@ -356,12 +318,7 @@ TEST_CASE("ParseGgufHeader refuses broken files by name", "[gguf]") {
            .Data(64)
            .str(),
        g + "tensors 'a' and 'b' overlap (data offsets 0+64 and 32)"},
-      {GgufBytes()
-           .Header(2, 0)
-           .Tensor("t", {4}, kF32, 0)
-           .Tensor("t", {4}, kF32, 32)
-           .Data(64)
-           .str(),
+      {GgufBytes().Header(2, 0).Tensor("t", {4}, kF32, 0).Tensor("t", {4}, kF32, 32).Data(64).str(),
        g + "duplicate tensor name 't'"},
       {GgufBytes().Header(1, 0).Tensor("t", {0}, kF32, 0).str(),
        g + "file is truncated: tensor data would start at byte 64, the file "
@@ -399,19 +356,15 @@ TEST_CASE("ParseGgufHeader bounds the header size", "[gguf]") {
   b.Header(0, 1).Key("s", GgufValueType::kString).U64(300ull << 20);
   absl::StatusOr<GgufHeader> h = ParseGgufHeader(b.str(), 1ull << 30);
   REQUIRE_FALSE(h.ok());
-  CHECK(h.status().message() ==
-        "GGUF: a string value is 314572800 bytes long (limit 268435456)");
+  CHECK(h.status().message() == "GGUF: a string value is 314572800 bytes long (limit 268435456)");
   CHECK(GgufPrefixBytesNeeded(h.status()) == 0);
 
   // A string at the limit fits on its own, but not after the bytes before it.
   GgufBytes at_limit;
-  at_limit.Header(0, 1)
-      .Key("s", GgufValueType::kString)
-      .U64(kMaxGgufHeaderBytes);
+  at_limit.Header(0, 1).Key("s", GgufValueType::kString).U64(kMaxGgufHeaderBytes);
   h = ParseGgufHeader(at_limit.str(), 1ull << 30);
   REQUIRE_FALSE(h.ok());
-  CHECK(h.status().message() ==
-        "GGUF: header is larger than the limit of 268435456 bytes");
+  CHECK(h.status().message() == "GGUF: header is larger than the limit of 268435456 bytes");
 }
 
 }  // namespace

@@ -25,9 +25,8 @@ std::string ErrorOf(const std::string& text, const ParseOptions& options = {}) {
 }
 
 TEST_CASE("json::Parse reads every kind of value", "[json]") {
-  Value v =
-      MustParse(R"( {"a": null, "b": true, "c": false, "d": -12, "e": 1.5e3,)"
-                R"( "f": "x", "g": [1, [2]], "h": {}} )");
+  Value v = MustParse(R"( {"a": null, "b": true, "c": false, "d": -12, "e": 1.5e3,)"
+                      R"( "f": "x", "g": [1, [2]], "h": {}} )");
   REQUIRE(v.is_object());
   REQUIRE(v.object().size() == 8);
   CHECK(v.object()[0].first == "a");  // document order kept
@@ -82,8 +81,7 @@ TEST_CASE("json::Parse decodes string escapes", "[json]") {
   CHECK(MustParse(text).string_value() == want);
 }
 
-TEST_CASE("json::Parse rejects malformed input with the byte offset",
-          "[json]") {
+TEST_CASE("json::Parse rejects malformed input with the byte offset", "[json]") {
   auto [text, want] = GENERATE(table<std::string, std::string>({
       {"", "invalid JSON at byte 0: unexpected end of input, expected a value"},
       {"{} x", "invalid JSON at byte 3: unexpected data after the JSON value"},
@@ -150,33 +148,27 @@ TEST_CASE("json::Parse rejects malformed input with the byte offset",
 }
 
 TEST_CASE("json::Parse reports duplicate keys", "[json]") {
-  CHECK(ErrorOf(R"({"a":1,"b":2,"a":3})") ==
-        "invalid JSON at byte 13: duplicate key 'a'");
+  CHECK(ErrorOf(R"({"a":1,"b":2,"a":3})") == "invalid JSON at byte 13: duplicate key 'a'");
   // Nested objects are checked too; the same key in siblings is fine.
-  CHECK(ErrorOf(R"({"x":{"k":1,"k":2}})") ==
-        "invalid JSON at byte 12: duplicate key 'k'");
+  CHECK(ErrorOf(R"({"x":{"k":1,"k":2}})") == "invalid JSON at byte 12: duplicate key 'k'");
   CHECK(MustParse(R"({"x":{"k":1},"y":{"k":2}})").is_object());
   // Escapes are decoded before comparing.
-  CHECK(ErrorOf(R"({"A":1,"\u0041":2})") ==
-        "invalid JSON at byte 7: duplicate key 'A'");
+  CHECK(ErrorOf(R"({"A":1,"\u0041":2})") == "invalid JSON at byte 7: duplicate key 'A'");
 }
 
 TEST_CASE("json::Parse bounds depth and value count", "[json]") {
   ParseOptions options;
   options.max_depth = 3;
   CHECK(Parse("[[[1]]]", options).ok());
-  CHECK(ErrorOf("[[[[1]]]]", options) ==
-        "invalid JSON at byte 3: nesting deeper than 3 levels");
+  CHECK(ErrorOf("[[[[1]]]]", options) == "invalid JSON at byte 3: nesting deeper than 3 levels");
   // The default depth stops a stack-smashing document quickly.
   std::string deep(100000, '[');
-  CHECK(ErrorOf(deep) ==
-        "invalid JSON at byte 64: nesting deeper than 64 levels");
+  CHECK(ErrorOf(deep) == "invalid JSON at byte 64: nesting deeper than 64 levels");
 
   options = ParseOptions();
   options.max_values = 4;
   CHECK(Parse("[1,2,3]", options).ok());
-  CHECK(ErrorOf("[1,2,3,4]", options) ==
-        "invalid JSON at byte 7: more than 4 values (limit)");
+  CHECK(ErrorOf("[1,2,3,4]", options) == "invalid JSON at byte 7: more than 4 values (limit)");
 }
 
 TEST_CASE("json::Shorten keeps error messages short and printable", "[json]") {

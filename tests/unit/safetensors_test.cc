@@ -23,8 +23,7 @@ absl::StatusOr<SafetensorsHeader> ParseFile(const std::string& file) {
   absl::StatusOr<uint64_t> n =
       ParseSafetensorsPrefix(absl::string_view(file).substr(0, 8), file.size());
   if (!n.ok()) return n.status();
-  return ParseSafetensorsHeader(absl::string_view(file).substr(8, *n), *n,
-                                file.size());
+  return ParseSafetensorsHeader(absl::string_view(file).substr(8, *n), *n, file.size());
 }
 
 std::string PrefixWithLength(uint64_t n) {
@@ -59,22 +58,18 @@ TEST_CASE("ParseDTypeName refuses RAW and unknown names", "[safetensors]") {
   const std::string known =
       " (known: F64, F32, F16, BF16, F8_E4M3, F8_E5M2, I8, U8, I16, I32, "
       "I64, BOOL)";
-  CHECK(ParseDTypeName("RAW").status().message() ==
-        "unknown dtype 'RAW'" + known);
-  CHECK(ParseDTypeName("f32").status().message() ==
-        "unknown dtype 'f32'" + known);
+  CHECK(ParseDTypeName("RAW").status().message() == "unknown dtype 'RAW'" + known);
+  CHECK(ParseDTypeName("f32").status().message() == "unknown dtype 'f32'" + known);
   CHECK(ParseDTypeName(std::string(100, 'Q')).status().message() ==
         "unknown dtype '" + std::string(32, 'Q') + "...'" + known);
 }
 
-TEST_CASE("ParseSafetensorsHeader reads a valid header in file order",
-          "[safetensors]") {
+TEST_CASE("ParseSafetensorsHeader reads a valid header in file order", "[safetensors]") {
   // Keys sorted by name, as the safetensors library writes them; data in
   // model order (z.bias first). Padded with spaces to a multiple of 8.
-  std::string header =
-      R"({"__metadata__":{"format":"pt","note":"caf\u00e9"},)"
-      R"("a.weight":{"dtype":"F16","shape":[2,2],"data_offsets":[16,24]},)"
-      R"("z.bias":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})";
+  std::string header = R"({"__metadata__":{"format":"pt","note":"caf\u00e9"},)"
+                       R"("a.weight":{"dtype":"F16","shape":[2,2],"data_offsets":[16,24]},)"
+                       R"("z.bias":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})";
   header.append((8 - header.size() % 8) % 8, ' ');
   const std::string file = FileWith(header, 24);
   absl::StatusOr<SafetensorsHeader> parsed = ParseFile(file);
@@ -96,24 +91,21 @@ TEST_CASE("ParseSafetensorsHeader reads a valid header in file order",
   CHECK(second.file_offset == 8 + header.size() + 16);
   CHECK(second.nbytes == 8);
   REQUIRE(parsed->metadata.size() == 2);
-  CHECK(parsed->metadata[0] ==
-        std::make_pair(std::string("format"), std::string("pt")));
+  CHECK(parsed->metadata[0] == std::make_pair(std::string("format"), std::string("pt")));
   CHECK(parsed->metadata[1].second == "caf\xC3\xA9");
 }
 
-TEST_CASE("ParseSafetensorsHeader accepts the edge cases real files have",
-          "[safetensors]") {
+TEST_CASE("ParseSafetensorsHeader accepts the edge cases real files have", "[safetensors]") {
   SECTION("empty header") {
     absl::StatusOr<SafetensorsHeader> parsed = ParseFile(FileWith("{}", 0));
     REQUIRE(parsed.ok());
     CHECK(parsed->tensors.empty());
   }
   SECTION("null metadata, scalar, empty tensor, gap, unknown member") {
-    const std::string header =
-        R"({"__metadata__":null,)"
-        R"("s":{"dtype":"F32","shape":[],"data_offsets":[0,4]},)"
-        R"("e":{"dtype":"BF16","shape":[0,7],"data_offsets":[2,2]},)"
-        R"("g":{"dtype":"U8","shape":[3],"data_offsets":[8,11],"x":1}})";
+    const std::string header = R"({"__metadata__":null,)"
+                               R"("s":{"dtype":"F32","shape":[],"data_offsets":[0,4]},)"
+                               R"("e":{"dtype":"BF16","shape":[0,7],"data_offsets":[2,2]},)"
+                               R"("g":{"dtype":"U8","shape":[3],"data_offsets":[8,11],"x":1}})";
     absl::StatusOr<SafetensorsHeader> parsed = ParseFile(FileWith(header, 11));
     INFO(parsed.status().ToString());
     REQUIRE(parsed.ok());
@@ -126,9 +118,8 @@ TEST_CASE("ParseSafetensorsHeader accepts the edge cases real files have",
     CHECK(parsed->metadata.empty());
   }
   SECTION("a zero dimension makes a huge shape empty") {
-    const std::string header =
-        R"({"e":{"dtype":"F64","shape":[4294967296,4294967296,0],)"
-        R"("data_offsets":[0,0]}})";
+    const std::string header = R"({"e":{"dtype":"F64","shape":[4294967296,4294967296,0],)"
+                               R"("data_offsets":[0,0]}})";
     CHECK(ParseFile(FileWith(header, 0)).ok());
   }
 }
@@ -143,8 +134,7 @@ TEST_CASE("ParseSafetensorsPrefix bounds the header length", "[safetensors]") {
           {PrefixWithLength(0), 100, absl::StatusCode::kInvalidArgument,
            "safetensors header length is 0 bytes; even an empty header needs "
            "2 ('{}')"},
-          {PrefixWithLength(uint64_t{1} << 63), ~uint64_t{0},
-           absl::StatusCode::kInvalidArgument,
+          {PrefixWithLength(uint64_t{1} << 63), ~uint64_t{0}, absl::StatusCode::kInvalidArgument,
            "safetensors header length is 9223372036854775808 bytes, over the "
            "limit of 104857600 (the file is corrupt or not a safetensors "
            "file)"},
@@ -165,33 +155,32 @@ TEST_CASE("ParseSafetensorsPrefix bounds the header length", "[safetensors]") {
   CHECK(n.status().message() == want);
 }
 
-TEST_CASE("ParseSafetensorsHeader checks its arguments agree",
-          "[safetensors]") {
+TEST_CASE("ParseSafetensorsHeader checks its arguments agree", "[safetensors]") {
   CHECK(ParseSafetensorsHeader("{}", 3, 100).status().message() ==
         "safetensors header: got 2 bytes of JSON, but the header length says "
         "3");
-  CHECK(ParseSafetensorsHeader("{}", 2, 9).status().code() ==
-        absl::StatusCode::kOutOfRange);
+  CHECK(ParseSafetensorsHeader("{}", 2, 9).status().code() == absl::StatusCode::kOutOfRange);
+  const std::string big(kMaxSafetensorsHeaderBytes + 1, ' ');
+  CHECK(ParseSafetensorsHeader(big, big.size(), ~uint64_t{0}).status().message() ==
+        "safetensors header: header length 104857601 is over the limit of 104857600");
 }
 
 // Entry for tensor `name` with the given members.
-std::string Entry(const std::string& name, const std::string& dtype,
-                  const std::string& shape, const std::string& offsets) {
+std::string Entry(const std::string& name, const std::string& dtype, const std::string& shape,
+                  const std::string& offsets) {
   return "\"" + name + "\":{\"dtype\":" + dtype + ",\"shape\":" + shape +
          ",\"data_offsets\":" + offsets + "}";
 }
 
-TEST_CASE("ParseSafetensorsHeader rejects hostile headers by name",
-          "[safetensors]") {
+TEST_CASE("ParseSafetensorsHeader rejects hostile headers by name", "[safetensors]") {
   const std::string p = "safetensors header: ";
   auto [header, want] = GENERATE_REF(table<std::string, std::string>({
       {"[1]", p + "must be a JSON object, got array"},
-      {R"({"w":)",
-       p + "invalid JSON at byte 5: unexpected end of input, expected a value"},
+      {R"({"w":)", p + "invalid JSON at byte 5: unexpected end of input, expected a value"},
       {"{}x", p + "invalid JSON at byte 2: unexpected data after the JSON "
                   "value"},
-      {"{" + Entry("w", R"("F32")", "[1]", "[0,4]") + "," +
-           Entry("w", R"("F32")", "[1]", "[4,8]") + "}",
+      {"{" + Entry("w", R"("F32")", "[1]", "[0,4]") + "," + Entry("w", R"("F32")", "[1]", "[4,8]") +
+           "}",
        p + "invalid JSON at byte 54: duplicate key 'w'"},
       {R"({"w":{"dtype":"F32","shape":[[1]],"data_offsets":[0,4]}})",
        p + "invalid JSON at byte 29: nesting deeper than 3 levels"},
@@ -231,8 +220,7 @@ TEST_CASE("ParseSafetensorsHeader rejects hostile headers by name",
       {"{" + Entry("big", R"("U8")", "[16]", "[16,32]") + "," +
            Entry("in", R"("U8")", "[4]", "[20,24]") + "}",
        p + "tensors 'big' [16, 32) and 'in' [20, 24) overlap"},
-      {R"({"__metadata__":[]})",
-       p + "__metadata__ must be an object of strings, got array"},
+      {R"({"__metadata__":[]})", p + "__metadata__ must be an object of strings, got array"},
       {R"({"__metadata__":{"format":1}})",
        p + "__metadata__ 'format' must be a string, got integer"},
       {"{" + Entry(std::string(100, 'n'), R"("F33")", "[1]", "[0,4]") + "}",
@@ -248,11 +236,9 @@ TEST_CASE("ParseSafetensorsHeader rejects hostile headers by name",
   CHECK(parsed.status().message() == want);
 }
 
-TEST_CASE("ParseSafetensorsHeader keeps spans inside the file",
-          "[safetensors]") {
-  const std::string header = "{" + Entry("a", R"("F32")", "[2]", "[0,8]") +
-                             "," + Entry("b", R"("F32")", "[2]", "[8,16]") +
-                             "}";
+TEST_CASE("ParseSafetensorsHeader keeps spans inside the file", "[safetensors]") {
+  const std::string header = "{" + Entry("a", R"("F32")", "[2]", "[0,8]") + "," +
+                             Entry("b", R"("F32")", "[2]", "[8,16]") + "}";
   CHECK(ParseFile(FileWith(header, 16)).ok());
   absl::StatusOr<SafetensorsHeader> parsed = ParseFile(FileWith(header, 15));
   REQUIRE_FALSE(parsed.ok());
@@ -261,10 +247,8 @@ TEST_CASE("ParseSafetensorsHeader keeps spans inside the file",
         "safetensors header: tensor 'b': data_offsets [8, 16] run past the "
         "end of the file (the data section has 15 bytes)");
   // An offset near 2^63 must not wrap around when added to the data start.
-  const std::string far = "{" +
-                          Entry("f", R"("U8")", "[1]",
-                                "[9223372036854775806,9223372036854775807]") +
-                          "}";
+  const std::string far =
+      "{" + Entry("f", R"("U8")", "[1]", "[9223372036854775806,9223372036854775807]") + "}";
   parsed = ParseFile(FileWith(far, 16));
   REQUIRE_FALSE(parsed.ok());
   CHECK(parsed.status().code() == absl::StatusCode::kOutOfRange);
