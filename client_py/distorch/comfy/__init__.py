@@ -43,8 +43,8 @@ def _on_connect(client) -> None:
     from . import registry
     register = getattr(client, "on_evicted", None)
     if callable(register):
-        def evicted(event) -> None:
-            registry.REGISTRY.on_evicted(getattr(event, "model_id", event))
+        def evicted(model_id, name: str = "") -> None:
+            registry.REGISTRY.on_evicted(int(model_id))
         register(evicted)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import inspect
 import logging
 import os
 import threading
@@ -129,10 +130,13 @@ class Adoption:
 
     def broker_load(self, path: str):
         opts = self.options
+        extra = {}
+        if opts.compute_device.startswith("cuda") and _accepts(self.client.load, "pin_host_memory"):
+            extra["pin_host_memory"] = True  # host blocks feed a GPU: pin them
         loaded = self.client.load(
             path, allocation=opts.allocation, compute_device=opts.compute_device,
             keep_loaded=opts.keep_loaded, pins=tuple(self.pins), allow_spill=opts.allow_spill,
-            weight_dtype=opts.weight_dtype, name=os.path.basename(path))
+            weight_dtype=opts.weight_dtype, name=os.path.basename(path), **extra)
         self.loaded.append((path, loaded))
         for name, tensor in loaded.tensors.items():
             self.index.add(tensor, name, loaded.tensor_devices.get(name, opts.compute_device))
@@ -216,6 +220,13 @@ class Adoption:
                 f"client-owned {fmt_bytes(own)} in {own_tensors} tensor(s) "
                 f"({casts} dtype cast(s) by ComfyUI, the rest created by its key conversion "
                 f"or not in the file)")
+
+
+def _accepts(func, name: str) -> bool:
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def fmt_bytes(n: float) -> str:

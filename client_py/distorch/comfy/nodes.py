@@ -237,3 +237,13 @@ def build_mappings(stock_mappings: Dict[str, type], include_gguf: bool = True
             classes[device_node.__name__] = device_node
             titles[device_node.__name__] = device_node.TITLE
     return classes, titles
+
+
+def __getattr__(name: str):
+    """NODE_CLASS_MAPPINGS / NODE_DISPLAY_NAME_MAPPINGS for a ComfyUI that
+    imports the distorch package itself as the custom node (distorch/__init__)."""
+    if name in ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"):
+        from . import setup
+        classes, titles = setup()
+        return classes if name == "NODE_CLASS_MAPPINGS" else titles
+    raise AttributeError(name)

@@ -43,7 +43,7 @@ def on_connect(callback: Callable[[object], None]) -> None:
 
 
 def _default_factory():
-    from distorch import Client  # the client library; imports grpc
+    from .. import Client  # the client library (relative: works under ComfyUI's module name)
     socket_path = os.environ.get("DISTORCH_SOCKET") or None
     if not Client.is_available(socket_path):
         return None
