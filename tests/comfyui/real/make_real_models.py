@@ -33,7 +33,7 @@ def arrays(module, dtype):
 unet = UNetModel(image_size=32, in_channels=4, model_channels=320, out_channels=4,
                  num_res_blocks=[1], channel_mult=[1], transformer_depth=[1],
                  transformer_depth_output=[1, 1], transformer_depth_middle=1, context_dim=768,
-                 num_head_channels=64, use_linear_in_transformer=False,
+                 num_head_channels=64, use_linear_in_transformer=False, use_spatial_transformer=True,
                  device="meta", operations=comfy.ops.disable_weight_init)
 sd = {"model.diffusion_model." + k: v for k, v in arrays(unet, np.float32).items()}
 write_safetensors(os.path.join(out, "diffusion_models", "tiny_sd15_unet.safetensors"), sd)
