@@ -51,8 +51,8 @@ enum class PlacementReason { kQuota, kPinned, kTiny, kSpill };
 
 struct DevicePlan {
   DeviceId device;
-  uint64_t quota = 0;   // bytes the allocation gave this device
-  uint64_t bytes = 0;   // bytes actually placed
+  uint64_t quota = 0;  // bytes the allocation gave this device
+  uint64_t bytes = 0;  // bytes actually placed
   uint32_t blocks = 0;
 };
 
@@ -60,8 +60,8 @@ struct Placement {
   std::vector<Block> blocks;                  // model order
   std::vector<DeviceId> block_device;         // parallel to blocks
   std::vector<PlacementReason> block_reason;  // parallel to blocks
-  std::vector<DevicePlan> devices;  // allocation order, then compute if unlisted
-  std::vector<std::string> notes;   // human sentences, e.g. the implicit-cpu rule
+  std::vector<DevicePlan> devices;            // allocation order, then compute if unlisted
+  std::vector<std::string> notes;             // human sentences, e.g. the implicit-cpu rule
   uint64_t total_bytes = 0;
 };
 
@@ -81,7 +81,50 @@ inline constexpr double kTinyBlockShare = 1e-4;
 //  - a device in the allocation that is not in the inventory is NotFound
 //    ("device cuda:3 is not on this host (have: cpu, sim:0)").
 // Same request -> same placement.
+//
+// The rules in detail (docs/placement.md has a worked example):
+//  - Tiny means bytes < kTinyBlockShare of the model; zero-byte blocks are
+//    always tiny. Pinned and tiny blocks count against the compute device's
+//    quota when the allocation lists it: "cuda:0,2.5gb" puts 2.5 GiB of the
+//    model on cuda:0 in all, pins included. An unlisted compute device gets
+//    only pinned and tiny blocks (quota 0).
+//  - Quotas, per mode. kBytes: the bytes written. kFraction: the fraction of
+//    the device's total. kRatio: the share of the model's bytes; with a '*' and
+//    written shares adding up to at most 100 %, they are read literally and '*'
+//    gets the remainder, otherwise they are normalised to 100 % (MultiGPU's
+//    rule). kVirtualVram: each donor in order takes up to what is still to
+//    move of virtual_vram bytes, limited by its available(); the compute device
+//    is the rest device and keeps the other blocks. The spec's compute device
+//    must equal request.compute (InvalidArgument otherwise).
+//  - Quotas in kBytes, kFraction and kVirtualVram are caps: a device never
+//    takes a block that would put it over its quota, so a block bigger than a
+//    device's remaining quota goes to the next device that can take it; the
+//    devices it passes take nothing (runs stay contiguous) and a note names
+//    them. The rest device takes any block. kRatio shares describe a split of
+//    the whole model, so there a block goes where its byte midpoint falls and
+//    the shares always cover the model (no rounding residue on cpu).
+//  - Where the rest device stands: devices listed before it take runs from
+//    the front of the model, devices after it from the back, and the rest
+//    device the middle. With no '*', the rest goes to cpu: a listed cpu entry
+//    becomes the rest device (its size is then not a limit), an unlisted cpu
+//    is added last; a note says how much it got. cpu need be in the inventory
+//    only when something lands on it. A spec with no rest device at all
+//    (built in code, not parsed) must cover the model or it is
+//    InvalidArgument.
+//  - Spilling takes blocks off the end of a short device's run that faces the
+//    rest device (reason kSpill). Pinned and tiny blocks never move, and the
+//    rest device cannot spill; either being short fails the plan.
+//  - Other InvalidArgument: a device twice in the allocation or the inventory,
+//    two '*', negative shares, an empty pin, a virtual-VRAM donor equal to the
+//    compute device.
 absl::StatusOr<Placement> PlanPlacement(const PlanRequest& request);
+
+// "quota", "pinned", "tiny", "spill".
+const char* PlacementReasonName(PlacementReason reason);
+
+// A human table for `distorchctl plan` and logs: one line per device (quota,
+// placed bytes, block counts by reason), then the notes. Ends with '\n'.
+std::string PlacementToText(const Placement& placement);
 
 }  // namespace distorch
 
