@@ -12,14 +12,18 @@
 namespace distorch {
 
 struct ModelFile {
-  std::string format;  // "safetensors" (GGUF arrives with the GGUF reader)
+  std::string format;    // "safetensors" or "gguf"
   std::string identity;  // "dev:ino:size:mtime_ns" of the open file
   uint64_t file_size = 0;
   std::vector<TensorInfo> tensors;  // model order, absolute offsets
-  std::vector<std::string> tensor_type_names;  // GGUF ggml types; else empty
+  // GGUF: the ggml type of each tensor ("Q4_0", "F16"), parallel to tensors;
+  // quantised tensors are DType::kRaw with their exact byte size. Else empty.
+  std::vector<std::string> tensor_type_names;
 };
 
-// FailedPrecondition for a non-regular file, InvalidArgument for a bad header.
+// Safetensors or GGUF (v2/v3), told apart by the first bytes.
+// FailedPrecondition for a non-regular file, InvalidArgument (or OutOfRange for
+// a span past the end) for a bad header.
 absl::StatusOr<ModelFile> ReadModelFile(int fd);
 
 }  // namespace distorch
