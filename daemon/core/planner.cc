@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "distorch/units.h"
+#include "planner_internal.h"
 
 namespace distorch {
 
@@ -28,89 +29,6 @@ uint64_t DeviceCapacity::available() const {
   return free > taken ? free - taken : 0;
 }
 
-namespace {
-
-// Stable LSD radix sort of (file_offset, index) pairs by offset, a byte per
-// pass and only as many passes as the largest offset needs: about ten times
-// fewer steps than std::sort for a 20,000-tensor list that is not in file
-// order (the safetensors header lists tensors by name, not by offset).
-void SortByOffset(std::vector<std::pair<uint64_t, size_t>>& pairs) {
-  if (pairs.size() < 256) {
-    std::sort(pairs.begin(), pairs.end());
-    return;
-  }
-  uint64_t all_bits = 0;
-  for (const auto& p : pairs) all_bits |= p.first;
-  std::vector<std::pair<uint64_t, size_t>> scratch(pairs.size());
-  for (int shift = 0; shift < 64 && (all_bits >> shift) != 0; shift += 8) {
-    size_t start[257] = {};
-    for (const auto& p : pairs) ++start[((p.first >> shift) & 0xff) + 1];
-    for (int b = 0; b < 256; ++b) start[b + 1] += start[b];
-    for (const auto& p : pairs) scratch[start[(p.first >> shift) & 0xff]++] = p;
-    pairs.swap(scratch);
-  }
-}
-
-}  // namespace
-
-std::vector<Block> GroupIntoBlocks(const std::vector<TensorInfo>& tensors) {
-  const size_t n = tensors.size();
-  std::vector<Block> blocks;
-  blocks.reserve(n / 2 + 1);
-  // Keys view the names inside `tensors`, which outlives this call.
-  absl::flat_hash_map<absl::string_view, size_t> index_of;
-  index_of.reserve(n / 2 + 1);
-  absl::string_view last_name;
-  size_t last_block = 0;
-  auto add_tensor = [&](size_t i) {
-    absl::string_view name = tensors[i].name;
-    size_t dot = name.size();
-    while (dot > 0 && name[dot - 1] != '.') --dot;
-    if (dot > 0) name = name.substr(0, dot - 1);
-    // A module's tensors are usually adjacent: skip the hash in that case.
-    if (blocks.empty() || name != last_name) {
-      auto [it, inserted] = index_of.try_emplace(name, blocks.size());
-      if (inserted) {
-        Block& added = blocks.emplace_back();
-        added.name = std::string(name.data(), name.size());  // one allocation
-        added.tensor_indices.reserve(2);                     // weight and bias, typically
-      }
-      last_name = name;
-      last_block = it->second;
-    }
-    blocks[last_block].tensor_indices.push_back(i);
-    blocks[last_block].bytes += tensors[i].nbytes;
-  };
-
-  // File order; ties (zero-byte tensors share offsets) keep the list order.
-  bool sorted = true;
-  for (size_t i = 1; i < n && sorted; ++i) {
-    sorted = tensors[i - 1].file_offset <= tensors[i].file_offset;
-  }
-  if (sorted) {
-    for (size_t i = 0; i < n; ++i) add_tensor(i);
-    return blocks;
-  }
-  std::vector<std::pair<uint64_t, size_t>> order(n);
-  for (size_t i = 0; i < n; ++i) order[i] = {tensors[i].file_offset, i};
-  SortByOffset(order);
-  for (const auto& entry : order) add_tensor(entry.second);
-  return blocks;
-}
-
-const char* PlacementReasonName(PlacementReason reason) {
-  switch (reason) {
-    case PlacementReason::kQuota:
-      return "quota";
-    case PlacementReason::kPinned:
-      return "pinned";
-    case PlacementReason::kTiny:
-      return "tiny";
-    case PlacementReason::kSpill:
-      return "spill";
-  }
-  return "unknown";
-}
 
 namespace {
 
@@ -170,69 +88,6 @@ uint64_t Scale(double share, uint64_t bytes) {
 
 uint64_t SatAdd(uint64_t a, uint64_t b) { return a > kUnlimited - b ? kUnlimited : a + b; }
 
-// Checks what the parser normally guarantees, for specs built in code.
-absl::Status ValidateRequest(const PlanRequest& req) {
-  for (size_t i = 0; i < req.devices.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (req.devices[i].id == req.devices[j].id) {
-        return absl::InvalidArgumentError(absl::StrCat("device ", req.devices[i].id.ToString(),
-                                                       " is listed twice in the inventory"));
-      }
-    }
-  }
-  for (size_t i = 0; i < req.pins.size(); ++i) {
-    if (req.pins[i].empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("pin ", i, " is empty: give a block name or a prefix of one"));
-    }
-  }
-  const AllocSpec& spec = req.alloc;
-  if (spec.mode == AllocMode::kVirtualVram) {
-    if (!spec.virtual_vram) {
-      return absl::InvalidArgumentError(
-          "virtual-VRAM allocation without its settings (compute, "
-          "virtual_vram_gb, donors)");
-    }
-    const VirtualVram& vv = *spec.virtual_vram;
-    if (vv.compute != req.compute) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the allocation computes on ", vv.compute.ToString(), " but the request on ",
-                       req.compute.ToString(), ": give the same compute device to both"));
-    }
-    for (size_t i = 0; i < vv.donors.size(); ++i) {
-      if (vv.donors[i] == vv.compute) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "donor ", vv.donors[i].ToString(), " is the compute device: name other devices"));
-      }
-      for (size_t j = 0; j < i; ++j) {
-        if (vv.donors[i] == vv.donors[j]) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("donor ", vv.donors[i].ToString(), " is named twice"));
-        }
-      }
-    }
-    return absl::OkStatus();
-  }
-  int rests = 0;
-  for (size_t i = 0; i < spec.entries.size(); ++i) {
-    const AllocEntry& e = spec.entries[i];
-    for (size_t j = 0; j < i; ++j) {
-      if (spec.entries[j].device == e.device) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("device ", e.device.ToString(), " appears twice in the allocation"));
-      }
-    }
-    if (e.is_rest && ++rests > 1) {
-      return absl::InvalidArgumentError("the allocation has more than one '*'");
-    }
-    if (!(e.ratio >= 0) || !(e.fraction >= 0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("allocation entry for ", e.device.ToString(), " has a negative share"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // Matches block names against the pins: a name is pinned when it equals a pin
 // or starts with pin + ".". A few pins are compared directly; many go into a
 // set probed with each dot-prefix of the name.
@@ -271,7 +126,7 @@ class Planner {
   explicit Planner(const PlanRequest& req) : req_(req) {}
 
   absl::StatusOr<Placement> Run() {
-    if (absl::Status s = ValidateRequest(req_); !s.ok()) return s;
+    if (absl::Status s = planner_internal::ValidateRequest(req_); !s.ok()) return s;
     if (absl::Status s = BuildSlots(); !s.ok()) return s;
     blocks_ = GroupIntoBlocks(req_.tensors);
     Classify();
@@ -670,35 +525,6 @@ class Planner {
 
 absl::StatusOr<Placement> PlanPlacement(const PlanRequest& request) {
   return Planner(request).Run();
-}
-
-std::string PlacementToText(const Placement& placement) {
-  std::string out =
-      absl::StrFormat("%u blocks, %s in all\n%-10s %12s %12s %7s\n", placement.blocks.size(),
-                      FormatBytes(placement.total_bytes), "device", "quota", "placed", "blocks");
-  for (const DevicePlan& d : placement.devices) {
-    uint32_t by_reason[4] = {0, 0, 0, 0};
-    for (size_t i = 0; i < placement.block_device.size(); ++i) {
-      if (placement.block_device[i] == d.device) {
-        ++by_reason[static_cast<int>(placement.block_reason[i])];
-      }
-    }
-    std::vector<std::string> extra;
-    const std::pair<PlacementReason, const char*> kWords[] = {
-        {PlacementReason::kPinned, " pinned"},
-        {PlacementReason::kTiny, " tiny"},
-        {PlacementReason::kSpill, " spilled"}};
-    for (const auto& [reason, word] : kWords) {
-      uint32_t count = by_reason[static_cast<int>(reason)];
-      if (count > 0) extra.push_back(absl::StrCat(count, word));
-    }
-    absl::StrAppendFormat(
-        &out, "%-10s %12s %12s %7u%s\n", d.device.ToString(), FormatBytes(d.quota),
-        FormatBytes(d.bytes), d.blocks,
-        extra.empty() ? "" : absl::StrCat("  (", absl::StrJoin(extra, ", "), ")"));
-  }
-  for (const std::string& note : placement.notes) absl::StrAppend(&out, "note: ", note, "\n");
-  return out;
 }
 
 }  // namespace distorch
