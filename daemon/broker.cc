@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/dtype_convert.h"
 #include "daemon/loader.h"
 #include "daemon/model_file.h"
 #include "distorch/alloc_spec.h"
@@ -22,11 +23,10 @@ std::string DescribeBytes(const std::map<DeviceId, uint64_t>& bytes) {
   });
 }
 
-absl::StatusOr<std::string> NormaliseDtype(const std::string& dtype) {
-  if (dtype.empty() || dtype == "keep" || dtype == "default") return std::string("keep");
-  return absl::UnimplementedError(absl::StrCat(
-      "weight_dtype '", dtype, "': this build stores weights as they are in the file; ",
-      "use \"keep\""));
+// ComfyUI's spellings to one canonical name (it is part of the model's key);
+// refuses targets this build cannot convert to (see dtype_convert.h).
+absl::StatusOr<WeightDtype> NormaliseDtype(const std::string& dtype) {
+  return ParseWeightDtype(dtype);
 }
 
 }  // namespace
@@ -171,7 +171,7 @@ absl::StatusOr<LoadOutcome> Broker::Attach(
 absl::StatusOr<LoadOutcome> Broker::Load(
     const LoadArgs& args, const std::function<void(uint64_t, uint64_t)>& progress) {
   const SessionId session = args.operator_pin ? kPinSession : args.session;
-  absl::StatusOr<std::string> dtype = NormaliseDtype(args.weight_dtype);
+  absl::StatusOr<WeightDtype> dtype = NormaliseDtype(args.weight_dtype);
   if (!dtype.ok()) return dtype.status();
   absl::StatusOr<UniqueFd> fd = tickets_.TakeFile(args.file_ticket);
   if (!fd.ok()) return fd.status();
@@ -180,7 +180,14 @@ absl::StatusOr<LoadOutcome> Broker::Load(
     return absl::Status(file.status().code(),
                         absl::StrCat("model '", args.name, "': ", file.status().message()));
   }
-  const ModelKey key{file->identity, absl::StrCat("dtype=", *dtype)};
+  // Planning, the arenas and the reply see the tensors as stored (converted).
+  absl::StatusOr<std::vector<TensorInfo>> stored =
+      StoredTensors(file->tensors, file->format, *dtype);
+  if (!stored.ok()) {
+    return absl::Status(stored.status().code(),
+                        absl::StrCat("model '", args.name, "': ", stored.status().message()));
+  }
+  const ModelKey key{file->identity, absl::StrCat("dtype=", dtype->name)};
   const bool keep = args.keep_loaded || args.operator_pin;
 
   std::shared_ptr<Resident> resident;
@@ -201,7 +208,7 @@ absl::StatusOr<LoadOutcome> Broker::Load(
     }
     if (acquired.lease == 0) {
       absl::StatusOr<PlanRequest> request = BuildPlanRequest(
-          file->tensors, args.allocation, args.compute_device, args.pins, args.allow_spill);
+          *stored, args.allocation, args.compute_device, args.pins, args.allow_spill);
       if (!request.ok()) return request.status();
       absl::StatusOr<Placement> placement = PlanPlacement(*request);
       if (!placement.ok()) {
@@ -211,11 +218,11 @@ absl::StatusOr<LoadOutcome> Broker::Load(
       resident = std::make_shared<Resident>();
       resident->name = args.name;
       resident->format = file->format;
-      resident->weight_dtype = *dtype;
+      resident->weight_dtype = dtype->name;
       resident->allocation = request->alloc.ToString();
       resident->compute_device = request->compute.ToString();
-      resident->layout = ComputeArenaLayout(file->tensors, *placement, kArenaAlignment);
-      resident->tensors = std::move(file->tensors);
+      resident->layout = ComputeArenaLayout(*stored, *placement, kArenaAlignment);
+      resident->tensors = *std::move(stored);
       resident->tensor_type_names = std::move(file->tensor_type_names);
       resident->placement = *std::move(placement);
       std::map<DeviceId, uint64_t> bytes_by_device;
@@ -263,6 +270,7 @@ absl::StatusOr<LoadOutcome> Broker::Load(
   absl::Time begin = absl::Now();
   LoadOptions options;
   options.threads = config_.load_threads;
+  options.file_tensors = &file->tensors;
   options.cancel = &resident->cancelled;
   absl::Status loaded = LoadIntoArenas(fd->get(), *resident, options);
   for (auto& arena : resident->arenas) {

@@ -1,7 +1,10 @@
 #include "daemon/loader.h"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -10,65 +13,255 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/dtype_convert.h"
 
 namespace distorch {
 namespace {
 
-// One pread's worth of one tensor.
-struct Chunk {
-  size_t tensor;
-  uint64_t begin;  // offset inside the tensor
-  uint64_t size;
+#ifdef MADV_POPULATE_READ
+constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
+#else
+constexpr int kMadvPopulateRead = 22;  // linux/mman.h, 5.14
+#endif
+
+// A read-only shared mapping of the whole model file; unmaps itself. The
+// loader never reads it from user space (a file truncated under us would
+// raise SIGBUS): it only hands ranges of it to pwrite, where the kernel turns
+// a missing page into EFAULT.
+class FileMapping {
+ public:
+  // Null when the file cannot be mapped (the loader then preads).
+  static std::unique_ptr<FileMapping> Map(int fd, uint64_t size) {
+    if (size == 0) return nullptr;
+    void* data = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (data == MAP_FAILED) return nullptr;
+    return std::unique_ptr<FileMapping>(new FileMapping(static_cast<uint8_t*>(data), size));
+  }
+  ~FileMapping() { munmap(data_, size_); }
+  FileMapping(const FileMapping&) = delete;
+  FileMapping& operator=(const FileMapping&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+
+  // Faults in the pages of [offset, offset + n) in one call (Linux 5.14+;
+  // elsewhere the copy faults them in itself).
+  void Populate(uint64_t offset, uint64_t n) const {
+    static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const uint64_t begin = offset / page * page;
+    if (begin >= size_) return;
+    n = std::min(offset + n, size_) - begin;
+    (void)madvise(data_ + begin, n, kMadvPopulateRead);
+  }
+
+ private:
+  FileMapping(uint8_t* data, uint64_t size) : data_(data), size_(size) {}
+  uint8_t* data_;
+  uint64_t size_;
 };
 
-absl::Status ReadChunk(int fd, Resident& r, const Chunk& c, std::vector<uint8_t>& bounce) {
-  const TensorInfo& t = r.tensors[c.tensor];
-  const TensorSlot& slot = r.layout.slots[c.tensor];
-  Arena& arena = *r.arenas[slot.arena];
-  uint8_t* host = arena.host_data();
-  uint8_t* dst;
-  if (host != nullptr) {
-    dst = host + slot.offset + c.begin;
-  } else {
-    bounce.resize(c.size);
-    dst = bounce.data();
-  }
+// One read (and maybe one conversion) of one tensor: `src_*` inside the
+// tensor as the file has it, `dst_*` inside the tensor as the arena stores it.
+struct Chunk {
+  size_t tensor;
+  uint64_t src_begin, src_size;
+  uint64_t dst_begin, dst_size;
+};
+
+// What every reader thread shares; read-only during the load.
+struct Job {
+  int fd;
+  Resident& resident;
+  const std::vector<TensorInfo>& source;  // as in the file
+  const FileMapping* file_map;            // may be null
+  std::vector<int> memfds;                // per arena: host memfd, or -1
+};
+
+// Per-thread buffers, reused across chunks.
+struct Scratch {
+  std::vector<uint8_t> read;
+  std::vector<uint8_t> converted;
+};
+
+absl::Status PreadFully(int fd, uint8_t* dst, uint64_t n, uint64_t offset, const TensorInfo& t) {
   uint64_t done = 0;
-  while (done < c.size) {
-    ssize_t got = pread(fd, dst + done, c.size - done,
-                        static_cast<off_t>(t.file_offset + c.begin + done));
+  while (done < n) {
+    ssize_t got = pread(fd, dst + done, n - done, static_cast<off_t>(offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("reading tensor '", t.name, "' at offset ",
-                                                     t.file_offset + c.begin + done));
+      return absl::ErrnoToStatus(
+          errno, absl::StrCat("reading tensor '", t.name, "' at offset ", offset + done));
     }
     if (got == 0) {
-      return absl::DataLossError(absl::StrCat(
-          "model file ended at offset ", t.file_offset + c.begin + done, " inside tensor '",
-          t.name, "' (was it truncated while loading?)"));
+      return absl::DataLossError(absl::StrCat("model file ended at offset ", offset + done,
+                                              " inside tensor '", t.name,
+                                              "' (was it truncated while loading?)"));
     }
     done += static_cast<uint64_t>(got);
   }
-  if (host == nullptr) return arena.Write(slot.offset + c.begin, dst, c.size);
   return absl::OkStatus();
+}
+
+// Kernel copy from the file mapping into the arena's memfd.
+absl::Status PwriteFully(int memfd, const uint8_t* src, uint64_t n, uint64_t arena_offset,
+                         uint64_t file_offset, const TensorInfo& t) {
+  uint64_t done = 0;
+  while (done < n) {
+    ssize_t put = pwrite(memfd, src + done, n - done, static_cast<off_t>(arena_offset + done));
+    if (put < 0 && errno == EINTR) continue;
+    if (put < 0 && errno == EFAULT) {
+      return absl::DataLossError(absl::StrCat("model file could not be read at offset ",
+                                              file_offset + done, " inside tensor '", t.name,
+                                              "' (was it truncated while loading?)"));
+    }
+    if (put <= 0) {
+      return absl::ErrnoToStatus(put < 0 ? errno : EIO,
+                                 absl::StrCat("copying tensor '", t.name, "' into its arena"));
+    }
+    done += static_cast<uint64_t>(put);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadChunk(const Job& job, const Chunk& c, Scratch& scratch) {
+  const TensorInfo& from = job.source[c.tensor];
+  const TensorInfo& to = job.resident.tensors[c.tensor];
+  const TensorSlot& slot = job.resident.layout.slots[c.tensor];
+  Arena& arena = *job.resident.arenas[slot.arena];
+  uint8_t* host = arena.host_data();
+  const uint64_t file_offset = from.file_offset + c.src_begin;
+  const uint64_t arena_offset = slot.offset + c.dst_begin;
+
+  if (from.dtype == to.dtype) {
+    const int memfd = job.memfds[slot.arena];
+    if (host != nullptr && memfd >= 0 && job.file_map != nullptr) {
+      // Map the source pages now, outside the arena's write lock (pwrites to
+      // one memfd run one at a time), so other readers' faults overlap with
+      // this copy. Best effort: pwrite reports what cannot be read.
+      job.file_map->Populate(file_offset, c.src_size);
+      return PwriteFully(memfd, job.file_map->data() + file_offset, c.src_size, arena_offset,
+                         file_offset, from);
+    }
+    if (host != nullptr)
+      return PreadFully(job.fd, host + arena_offset, c.src_size, file_offset, from);
+    scratch.read.resize(c.src_size);
+    if (absl::Status s = PreadFully(job.fd, scratch.read.data(), c.src_size, file_offset, from);
+        !s.ok()) {
+      return s;
+    }
+    return arena.Write(arena_offset, scratch.read.data(), c.src_size);
+  }
+
+  scratch.read.resize(c.src_size);
+  if (absl::Status s = PreadFully(job.fd, scratch.read.data(), c.src_size, file_offset, from);
+      !s.ok()) {
+    return s;
+  }
+  uint8_t* dst = host;
+  if (dst != nullptr) {
+    dst += arena_offset;
+  } else {
+    scratch.converted.resize(c.dst_size);
+    dst = scratch.converted.data();
+  }
+  absl::Status converted = ConvertElements(from.dtype, to.dtype, scratch.read.data(), dst,
+                                           c.src_size / DTypeSize(from.dtype));
+  if (!converted.ok()) {
+    return absl::Status(converted.code(),
+                        absl::StrCat("tensor '", from.name, "': ", converted.message()));
+  }
+  if (host == nullptr) return arena.Write(arena_offset, dst, c.dst_size);
+  return absl::OkStatus();
+}
+
+// DataLoss when the file no longer holds every tensor's bytes. Checked before
+// and after copying from the mapping: inside the file's last page the kernel
+// reads the missing tail as zeros instead of failing.
+absl::Status CheckFileCovers(int fd, const std::vector<TensorInfo>& source) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fstat model file");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  for (const TensorInfo& t : source) {
+    if (t.nbytes != 0 && t.file_offset + t.nbytes > size) {
+      return absl::DataLossError(absl::StrCat("model file ended at offset ", size,
+                                              " inside tensor '", t.name,
+                                              "' (was it truncated while loading?)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Splits every tensor into chunks of at most `chunk_bytes` source bytes, on
+// element boundaries when the tensor is converted.
+absl::StatusOr<std::vector<Chunk>> PlanChunks(const std::vector<TensorInfo>& source,
+                                              const std::vector<TensorInfo>& stored,
+                                              uint64_t chunk_bytes) {
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const TensorInfo& from = source[i];
+    const TensorInfo& to = stored[i];
+    if (from.dtype == to.dtype) {
+      if (from.nbytes != to.nbytes) {
+        return absl::InternalError(absl::StrCat("tensor '", to.name, "': stored as ", to.nbytes,
+                                                " bytes but the file has ", from.nbytes));
+      }
+      for (uint64_t b = 0; b < from.nbytes; b += chunk_bytes) {
+        const uint64_t n = std::min(chunk_bytes, from.nbytes - b);
+        chunks.push_back({i, b, n, b, n});
+      }
+      continue;
+    }
+    const uint64_t in_size = DTypeSize(from.dtype), out_size = DTypeSize(to.dtype);
+    if (!IsFloatingDType(from.dtype) || !IsFloatingDType(to.dtype) || from.nbytes % in_size != 0 ||
+        to.nbytes / out_size != from.nbytes / in_size) {
+      return absl::InternalError(absl::StrCat("tensor '", to.name, "': cannot store ", from.nbytes,
+                                              " bytes of ", DTypeName(from.dtype), " as ",
+                                              to.nbytes, " bytes of ", DTypeName(to.dtype)));
+    }
+    const uint64_t elements = from.nbytes / in_size;
+    const uint64_t step = std::max<uint64_t>(1, chunk_bytes / in_size);
+    for (uint64_t e = 0; e < elements; e += step) {
+      const uint64_t n = std::min(step, elements - e);
+      chunks.push_back({i, e * in_size, n * in_size, e * out_size, n * out_size});
+    }
+  }
+  return chunks;
 }
 
 }  // namespace
 
 absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& options) {
-  std::vector<Chunk> chunks;
-  for (size_t i = 0; i < resident.tensors.size(); ++i) {
-    uint64_t n = resident.tensors[i].nbytes;
-    for (uint64_t b = 0; b < n; b += options.chunk_bytes) {
-      chunks.push_back({i, b, std::min(options.chunk_bytes, n - b)});
-    }
+  const std::vector<TensorInfo>& source =
+      options.file_tensors != nullptr ? *options.file_tensors : resident.tensors;
+  if (source.size() != resident.tensors.size()) {
+    return absl::InternalError(absl::StrCat("loader given ", source.size(), " file tensors for ",
+                                            resident.tensors.size(), " stored ones"));
   }
+  absl::StatusOr<std::vector<Chunk>> planned =
+      PlanChunks(source, resident.tensors, std::max<uint64_t>(options.chunk_bytes, 4096));
+  if (!planned.ok()) return planned.status();
+  const std::vector<Chunk>& chunks = *planned;
+
+  uint64_t file_end = 0;
+  for (const TensorInfo& t : source) file_end = std::max(file_end, t.file_offset + t.nbytes);
+  std::unique_ptr<FileMapping> file_map;
+  Job job{fd, resident, source, nullptr, {}};
+  for (const auto& arena : resident.arenas) {
+    ArenaExport e = arena->Export();
+    job.memfds.push_back(e.kind == ArenaExport::Kind::kHostMemfd ? e.memfd : -1);
+  }
+  if (!options.pread_only) {
+    if (absl::Status s = CheckFileCovers(fd, source); !s.ok()) return s;
+    file_map = FileMapping::Map(fd, file_end);
+    job.file_map = file_map.get();
+  }
+
   std::atomic<size_t> next{0};
   absl::Mutex mu;
   absl::Status first_error;
   std::atomic<bool> failed{false};
   auto worker = [&] {
-    std::vector<uint8_t> bounce;
+    Scratch scratch;
     while (!failed.load(std::memory_order_relaxed)) {
       if (options.cancel != nullptr && options.cancel->load()) {
         absl::MutexLock lock(&mu);
@@ -78,14 +271,14 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
       }
       size_t i = next.fetch_add(1);
       if (i >= chunks.size()) return;
-      absl::Status s = ReadChunk(fd, resident, chunks[i], bounce);
+      absl::Status s = LoadChunk(job, chunks[i], scratch);
       if (!s.ok()) {
         absl::MutexLock lock(&mu);
         if (first_error.ok()) first_error = s;
         failed = true;
         return;
       }
-      resident.bytes_loaded.fetch_add(chunks[i].size, std::memory_order_relaxed);
+      resident.bytes_loaded.fetch_add(chunks[i].dst_size, std::memory_order_relaxed);
     }
   };
   int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(chunks.size())));
@@ -94,6 +287,7 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
   worker();
   for (std::thread& t : pool) t.join();
   absl::MutexLock lock(&mu);
+  if (first_error.ok() && file_map != nullptr) return CheckFileCovers(fd, source);
   return first_error;
 }
 

@@ -1,23 +1,41 @@
 // Copies a model's tensors from the client-passed file into its arenas, with
-// several reader threads. Host arenas are filled in place (pread into the
-// mapping); device arenas through a bounce buffer.
+// several reader threads, converting floating tensors to the load's weight
+// dtype on the way when asked.
+//
+// Paths, per chunk of a tensor:
+//  - host arena, same dtype: the kernel copies from a read-only mapping of the
+//    file into the arena's memfd (pwrite). No page faults on the arena and no
+//    zeroing of its fallocate'd pages; a file that shrinks under us gives
+//    EFAULT (an error), never SIGBUS. Falls back to pread into the arena's
+//    mapping when the file cannot be mapped.
+//  - host arena, converted: pread into a bounce buffer, convert straight into
+//    the arena's mapping.
+//  - device arena: pread (and convert) into bounce buffers, then Arena::Write.
 #ifndef DISTORCH_DAEMON_LOADER_H_
 #define DISTORCH_DAEMON_LOADER_H_
 
 #include <atomic>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "daemon/resident.h"
+#include "distorch/tensor_info.h"
 
 namespace distorch {
 
 struct LoadOptions {
   int threads = 4;
-  uint64_t chunk_bytes = 16ULL << 20;  // one pread at most this long
+  uint64_t chunk_bytes = 16ULL << 20;         // one read or write at most this long
   const std::atomic<bool>* cancel = nullptr;  // set to stop early (Cancelled)
+  // The tensors as the file has them, parallel to resident.tensors, when the
+  // load converts dtypes (resident.tensors then hold the stored dtype and
+  // nbytes). Null: every tensor is stored as it is in the file.
+  const std::vector<TensorInfo>* file_tensors = nullptr;
+  // Test and benchmark switch: never use the file mapping (pread only).
+  bool pread_only = false;
 };
 
-// Fills resident.arenas from `fd` per resident.layout, adding to
+// Fills resident.arenas from `fd` per resident.layout, adding stored bytes to
 // resident.bytes_loaded as it goes. Errors name the tensor and the offset.
 absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& options);
 
