@@ -304,11 +304,14 @@ class CudaIpcArena:
             raise AdoptionError(f"tensor '{slot.name}': [{slot.offset}, +{slot.nbytes}) lies "
                                 f"outside its {self.size}-byte arena on {self.device}")
         target = torch.device("cuda", self.local_index)
-        if slot.nbytes == 0:
-            flat = torch.empty((0,), dtype=torch.uint8, device=target)
-        else:
-            flat = torch.as_tensor(_CudaBytes(self, self.address + slot.offset, slot.nbytes),
-                                   device=target)
+        # Under the arena's device, so no torch version takes the pointer for
+        # another GPU's (which would make as_tensor copy).
+        with torch.cuda.device(self.local_index):
+            if slot.nbytes == 0:
+                flat = torch.empty((0,), dtype=torch.uint8, device=target)
+            else:
+                flat = torch.as_tensor(_CudaBytes(self, self.address + slot.offset, slot.nbytes),
+                                       device=target)
         return _view(flat, slot)
 
     def close(self) -> bool:

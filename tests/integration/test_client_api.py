@@ -174,3 +174,41 @@ def test_reconnect_after_daemon_restart(daemon, workers, scratch):
     assert again["shared"] is False
     assert p.call("hashes", key="m2")["hashes"] == expected
     assert new_session not in (0,) and old_session > 0
+
+
+def test_cuda_arena_without_cuda_is_a_clear_error():
+    """The CUDA IPC path needs a GPU; without one adoption says so (and maps
+    nothing). The GPU path itself is not exercised by this suite."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this check is for machines without CUDA")
+    from distorch import AdoptionError
+    from distorch.adopt import adopt
+    from distorch.v1 import broker_pb2 as pb
+
+    arena = pb.Arena(index=0, device="cuda:0", bytes=1 << 20, kind=pb.Arena.CUDA_IPC,
+                     cuda_ipc_handle=bytes(64), cuda_device=0)
+    loc = pb.TensorLocation(name="w", dtype="F16", shape=[4], arena=0, offset=0, nbytes=8)
+    with pytest.raises(AdoptionError) as info:
+        adopt([arena], [loc], [])
+    assert "cuda:0" in info.value.message and "no CUDA" in info.value.message
+
+
+def test_float8_needs_a_torch_that_has_it(daemon, scratch):
+    torch = pytest.importorskip("torch")
+    from distorch import AdoptionError, Client
+
+    path = os.path.join(scratch, "f8.safetensors")
+    raw_safetensors(path, json_header({"w": {"dtype": "F8_E4M3", "shape": [8],
+                                             "data_offsets": [0, 8]}}), bytes(range(8)))
+    with Client(socket_path=daemon.socket, client_name="api-test") as c:
+        if hasattr(torch, "float8_e4m3fn"):
+            m = c.load(path)
+            assert m.tensors["w"].dtype == torch.float8_e4m3fn
+            m.release()
+        else:
+            with pytest.raises(AdoptionError) as info:
+                c.load(path)
+            assert "F8_E4M3" in info.value.message and "torch.float8_e4m3fn" in info.value.message
+        # A failed adoption gives its lease back: nothing stays resident.
+        wait_until(lambda: c.models() == [], 5, "the lease of the failed adoption to go")

@@ -4,7 +4,12 @@ sit on the first device listed (DESIGN.md §5)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import zlib
+
+import numpy as np
+import pytest
 
 from harness import EXTRA_DTYPES, layered_tensors, write_model
 
@@ -60,3 +65,29 @@ def test_three_devices_read_back(daemon, workers, scratch):
     held = daemon.broker_bytes()
     for d in placement["devices"]:
         assert held[d["device"]] >= d["bytes"], (d, held)
+
+
+def test_gguf_quantised_tensors_arrive_as_raw_bytes(daemon, workers, scratch):
+    make_model = pytest.importorskip("make_model")
+    path = os.path.join(scratch, "quant.gguf")
+    specs = [make_model.TensorSpec("blk.0.ffn.weight", "Q8_0", (64, 128)),
+             make_model.TensorSpec("blk.0.ffn.bias", "F32", (64,)),
+             make_model.TensorSpec("blk.1.attn.weight", "Q4_0", (32, 256)),
+             make_model.TensorSpec("blk.1.attn.norm", "F16", (256,))]
+
+    def content(spec):
+        return np.random.default_rng(zlib.crc32(spec.name.encode())).bytes(spec.nbytes)
+
+    make_model.write_gguf(path, specs, lambda spec, out: out.write(content(spec)),
+                          {"general.architecture": "test"})
+    (p,) = workers(1)
+    r = p.call("load", key="q", path=path, alloc="sim:0,*", check=False)
+    if not r["ok"] and r["code"] == "UNIMPLEMENTED":
+        pytest.skip(f"this distorchd build has no GGUF support: {r['message']}")
+    assert r["ok"], r
+    assert r["dtypes"] == {"blk.0.ffn.weight": "torch.uint8", "blk.0.ffn.bias": "torch.float32",
+                           "blk.1.attn.weight": "torch.uint8", "blk.1.attn.norm": "torch.float16"}
+    assert r["shapes"]["blk.0.ffn.weight"] == [specs[0].nbytes]  # flat GGML blocks
+    assert r["shapes"]["blk.0.ffn.bias"] == [64]
+    hashes = p.call("hashes", key="q")["hashes"]
+    assert hashes == {s.name: hashlib.sha256(content(s)).hexdigest() for s in specs}
