@@ -81,12 +81,13 @@ class LoadedModel:
     daemon no longer accounts that memory to anyone.
     """
 
-    def __init__(self, client: "Client", path: str, name: str, session_id: int,
+    def __init__(self, client: "Client", path: str, name: str, session: "_Session",
                  keep_loaded: bool, result: Any, adopted: Any) -> None:
         self._client = client
+        self._session = session  # identity, not id: a restarted daemon reuses ids
         self.path = path
         self.name = name
-        self.session_id = session_id
+        self.session_id = session.session_id
         self.keep_loaded = keep_loaded
         self.model_id = int(result.model_id)
         self.lease_id = int(result.lease_id)
@@ -227,7 +228,8 @@ class Client:
         self._lock = threading.RLock()
         self._models: "weakref.WeakSet[LoadedModel]" = weakref.WeakSet()
         self._models_lock = threading.Lock()
-        self._orphaned_session = 0  # a broken session whose models are not yet marked lost
+        # A broken session whose models are not yet marked lost.
+        self._orphaned_session: Optional[_Session] = None
         self._callbacks: List[Callable[[int, str], None]] = []
         self._channel: Optional[grpc.Channel] = None
         self._session: Optional[_Session] = None
@@ -286,10 +288,10 @@ class Client:
             if session is not None and not session.broken.is_set():
                 return session
             if session is not None:
-                self._orphaned_session = session.session_id
+                self._orphaned_session = session
             self._drop_connection()
             self._connect()  # raises DaemonUnavailable while the daemon is down
-            old, self._orphaned_session = self._orphaned_session, 0
+            old, self._orphaned_session = self._orphaned_session, None
             self._mark_lost(old)
             assert self._session is not None
             return self._session
@@ -306,9 +308,9 @@ class Client:
         with self._models_lock:
             return list(self._models)
 
-    def _mark_lost(self, old_session: int) -> None:
+    def _mark_lost(self, old_session: Optional[_Session]) -> None:
         lost = [m for m in self._loaded()
-                if m.session_id == old_session and not (m.released or m.lost)]
+                if m._session is old_session and not (m.released or m.lost)]
         if not lost:
             return
         for m in lost:
@@ -321,7 +323,7 @@ class Client:
     def _evicted(self, event: Any, session: _Session) -> None:
         model_id, name = int(event.model_id), event.name
         for m in self._loaded():
-            if m.model_id == model_id and m.session_id == session.session_id:
+            if m.model_id == model_id and m._session is session:
                 m.lost = m.evicted = True
         logger.warning("distorch: model %d '%s' was evicted by an operator", model_id, name)
         for callback in list(self._callbacks):
@@ -443,13 +445,13 @@ class Client:
         finally:
             for fd in fds:
                 os.close(fd)
-        model = LoadedModel(self, path, name, session.session_id, keep_loaded, result, adopted)
+        model = LoadedModel(self, path, name, session, keep_loaded, result, adopted)
         with self._models_lock:
             self._models.add(model)
         return model
 
     def _release(self, model: LoadedModel) -> Optional[t.ModelRef]:
-        if self._closed or model.session_id != self._ensure().session_id:
+        if self._closed or model._session is not self._ensure():
             return None  # the lease went with its session
         reply = self._unary("Release", pb.ReleaseRequest(session_id=model.session_id,
                                                         lease_id=model.lease_id))
@@ -471,7 +473,7 @@ class Client:
             # not the model stays resident for other sessions (only destroyed
             # models are sure to be listed in the reply).
             for m in self._loaded():
-                if m.session_id == session.session_id and not (m.keep_loaded or m.released
+                if m._session is session and not (m.keep_loaded or m.released
                                                                or m.lost):
                     m.released = True
                     m.close()
@@ -492,7 +494,7 @@ class Client:
         reply = self._unary("SetKeepLoaded", pb.SetKeepLoadedRequest(
             session_id=session.session_id, model_id=model_id, keep_loaded=bool(keep)))
         for m in self._loaded():
-            if m.model_id == model_id and m.session_id == session.session_id:
+            if m.model_id == model_id and m._session is session:
                 m.keep_loaded = bool(keep)
         return int(reply.leases_changed)
 
