@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -54,6 +55,7 @@ void Broker::SetEvictionListener(EvictionListener listener) {
 void Broker::ReapLoop() {
   // Grace periods are seconds long; checking four times a second is plenty.
   while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+    tickets_.Expire();
     std::vector<EndedResidency> ended = registry_.ReapExpired(absl::Now());
     if (!ended.empty()) Dispose(ended, "its last session ended (grace period over)");
   }
@@ -89,6 +91,7 @@ void Broker::Dispose(const std::vector<EndedResidency>& ended, absl::string_view
         resident->cancelled = true;
       }
     }
+    tickets_.DropOffers(e.id);
     spdlog::info("model {} '{}' ejected: {}; freeing {}{}", e.id, e.name, why,
                  DescribeBytes(e.bytes_by_device),
                  e.was_loading ? " (after its load stops)" : "");
@@ -147,6 +150,7 @@ LoadOutcome Broker::Outcome(std::shared_ptr<const Resident> resident, LeaseId le
     ArenaExport e = arena->Export();
     if (e.kind == ArenaExport::Kind::kHostMemfd) offer.fds.push_back(e.memfd);
   }
+  offer.owner = resident->id;
   offer.keepalive = resident;
   out.arena_ticket = tickets_.Offer(std::move(offer));
   out.resident = std::move(resident);
@@ -192,9 +196,22 @@ absl::StatusOr<LoadOutcome> Broker::Load(
 
   std::shared_ptr<Resident> resident;
   Registry::Acquired acquired;
+  std::string attach_note;
   {
     absl::MutexLock plan_lock(&placement_mu_);
-    if (registry_.Find(key).has_value()) {
+    // Parse the allocation and compute device even when attaching, so a bad
+    // request is refused the same way whether the model is resident or not.
+    absl::StatusOr<PlanRequest> request = BuildPlanRequest(
+        *stored, args.allocation, args.compute_device, args.pins, args.allow_spill);
+    if (!request.ok()) return request.status();
+    if (std::optional<ResidencyId> existing = registry_.Find(key); existing.has_value()) {
+      std::shared_ptr<Resident> current = FindResident(*existing);
+      std::string wanted = request->alloc.ToString();
+      if (current != nullptr && !args.allocation.empty() && current->allocation != wanted) {
+        attach_note = absl::StrCat("already resident with allocation ", current->allocation,
+                                   " (compute ", current->compute_device, "); the requested ",
+                                   wanted, " was not applied: one copy is shared");
+      }
       absl::StatusOr<Registry::Acquired> a = registry_.Acquire(session, key, args.name, keep, {});
       if (!a.ok()) return a.status();
       if (!a->must_load) {
@@ -207,9 +224,6 @@ absl::StatusOr<LoadOutcome> Broker::Load(
       }
     }
     if (acquired.lease == 0) {
-      absl::StatusOr<PlanRequest> request = BuildPlanRequest(
-          *stored, args.allocation, args.compute_device, args.pins, args.allow_spill);
-      if (!request.ok()) return request.status();
       absl::StatusOr<Placement> placement = PlanPlacement(*request);
       if (!placement.ok()) {
         spdlog::warn("load of '{}' refused: {}", args.name, std::string(placement.status().message()));
@@ -255,7 +269,11 @@ absl::StatusOr<LoadOutcome> Broker::Load(
     }
   }
 
-  if (resident == nullptr) return Attach(acquired.residency, acquired.lease, progress);
+  if (resident == nullptr) {
+    absl::StatusOr<LoadOutcome> attached = Attach(acquired.residency, acquired.lease, progress);
+    if (attached.ok() && !attach_note.empty()) attached->notes.push_back(attach_note);
+    return attached;
+  }
 
   // This call loads. Progress is reported from a watcher while readers run.
   absl::Notification done;
@@ -307,21 +325,25 @@ absl::StatusOr<std::vector<EndedResidency>> Broker::Release(SessionId session, L
   return ended;
 }
 
-absl::StatusOr<std::vector<EndedResidency>> Broker::Free(SessionId session, bool all_sessions) {
-  std::vector<EndedResidency> ended;
+absl::StatusOr<FreeOutcome> Broker::Free(SessionId session, bool all_sessions) {
+  FreeOutcome out;
+  std::vector<SessionId> sessions;
   if (all_sessions) {
     for (const SessionSnapshot& s : registry_.Sessions()) {
-      if (s.id == kPinSession) continue;
-      std::vector<EndedResidency> e = registry_.Free(s.id);
-      ended.insert(ended.end(), e.begin(), e.end());
+      if (s.id != kPinSession) sessions.push_back(s.id);
     }
   } else {
-    ended = registry_.Free(session);
+    sessions.push_back(session);
   }
-  spdlog::info("free from session {}: {} model(s) ejected", all_sessions ? "(all)" :
-               absl::StrCat(session), ended.size());
-  Dispose(ended, "freed (keep_loaded=false)");
-  return ended;
+  for (SessionId id : sessions) {
+    std::vector<EndedResidency> e = registry_.Free(id, &out.released);
+    out.ended.insert(out.ended.end(), e.begin(), e.end());
+  }
+  spdlog::info("free from session {}: {} lease(s) released, {} model(s) ejected",
+               all_sessions ? "(all)" : absl::StrCat(session), out.released.size(),
+               out.ended.size());
+  Dispose(out.ended, "freed (keep_loaded=false)");
+  return out;
 }
 
 absl::StatusOr<uint64_t> Broker::SoftEmptyCache(SessionId session) {

@@ -44,6 +44,7 @@ struct LoadOutcome {
   bool shared = false;  // attached to an existing residency
   std::shared_ptr<const Resident> resident;
   std::string arena_ticket;  // GET on the fd channel for the memfds
+  std::vector<std::string> notes;  // for this load only (added to the placement's)
 };
 
 struct PlanArgs {
@@ -67,6 +68,13 @@ struct ModelView {
   std::shared_ptr<const Resident> resident;  // null only in a narrow race
 };
 
+// What a Free did: every lease it released (a model may stay resident for
+// other sessions) and the residencies whose last lease went.
+struct FreeOutcome {
+  std::vector<LeaseSnapshot> released;
+  std::vector<EndedResidency> ended;
+};
+
 // Called with each session that held a lease on an evicted residency.
 using EvictionListener = std::function<void(SessionId, ResidencyId, const std::string& name)>;
 
@@ -86,7 +94,7 @@ class Broker {
   absl::StatusOr<LoadOutcome> Load(const LoadArgs& args,
                                    const std::function<void(uint64_t, uint64_t)>& progress);
   absl::StatusOr<std::vector<EndedResidency>> Release(SessionId session, LeaseId lease);
-  absl::StatusOr<std::vector<EndedResidency>> Free(SessionId session, bool all_sessions);
+  absl::StatusOr<FreeOutcome> Free(SessionId session, bool all_sessions);
   absl::StatusOr<uint64_t> SoftEmptyCache(SessionId session);
   absl::StatusOr<int> SetKeepLoaded(SessionId session, ResidencyId model, bool keep);
   absl::StatusOr<std::vector<EndedResidency>> Evict(ResidencyId model, const std::string& name);

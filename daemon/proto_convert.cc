@@ -1,5 +1,7 @@
 #include "daemon/proto_convert.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace distorch {
@@ -72,6 +74,7 @@ void ToProto(const LoadOutcome& outcome, v1::LoadResult* out) {
   out->set_shared(outcome.shared);
   out->set_arena_ticket(outcome.arena_ticket);
   ToProto(r.placement, r.compute_device, r.allocation, out->mutable_placement());
+  for (const std::string& note : outcome.notes) out->mutable_placement()->add_notes(note);
   for (size_t i = 0; i < r.arenas.size(); ++i) {
     ArenaExport e = r.arenas[i]->Export();
     v1::Arena* a = out->add_arenas();
@@ -110,6 +113,19 @@ void ToProto(const EndedResidency& ended, v1::ModelRef* out) {
   out->set_model_id(ended.id);
   out->set_name(ended.name);
   out->set_destroyed(true);
+}
+
+void ToProto(const FreeOutcome& freed, v1::FreeReply* out) {
+  std::vector<ResidencyId> listed;
+  for (const LeaseSnapshot& lease : freed.released) {
+    if (std::find(listed.begin(), listed.end(), lease.residency) != listed.end()) continue;
+    listed.push_back(lease.residency);
+    v1::ModelRef* ref = out->add_released();
+    ref->set_model_id(lease.residency);
+    ref->set_name(lease.model_name);
+    ref->set_destroyed(std::any_of(freed.ended.begin(), freed.ended.end(),
+                                   [&](const EndedResidency& e) { return e.id == lease.residency; }));
+  }
 }
 
 void ToProto(const LeaseSnapshot& lease, v1::LeaseInfo* out) {

@@ -76,12 +76,9 @@ grpc::ServerUnaryReactor* BrokerService::Free(grpc::CallbackServerContext* ctx,
                                               const v1::FreeRequest* req, v1::FreeReply* reply) {
   reply->set_reset_caches(req->free_memory());
   if (!req->unload_models()) return Done(ctx, absl::OkStatus());
-  absl::StatusOr<std::vector<EndedResidency>> ended =
-      broker_->Free(req->session_id(), req->all_sessions());
-  if (ended.ok()) {
-    for (const EndedResidency& e : *ended) ToProto(e, reply->add_released());
-  }
-  return Done(ctx, ended.status());
+  absl::StatusOr<FreeOutcome> freed = broker_->Free(req->session_id(), req->all_sessions());
+  if (freed.ok()) ToProto(*freed, reply);
+  return Done(ctx, freed.status());
 }
 
 grpc::ServerUnaryReactor* BrokerService::SoftEmptyCache(grpc::CallbackServerContext* ctx,

@@ -58,4 +58,14 @@ absl::StatusOr<FdOffer> TicketBook::TakeOffer(const std::string& ticket) {
   return offer;
 }
 
+void TicketBook::DropOffers(uint64_t owner) {
+  absl::MutexLock lock(&mu_);
+  absl::erase_if(offers_, [owner](const auto& kv) { return kv.second.value.owner == owner; });
+}
+
+void TicketBook::Expire() {
+  absl::MutexLock lock(&mu_);
+  ExpireLocked(absl::Now());
+}
+
 }  // namespace distorch

@@ -21,6 +21,7 @@ namespace distorch {
 
 // Fds offered to a client, and what keeps them open until it takes them.
 struct FdOffer {
+  uint64_t owner = 0;  // the residency, so its offers can be dropped with it
   std::shared_ptr<const void> keepalive;
   std::vector<int> fds;  // borrowed from keepalive's objects
 };
@@ -36,6 +37,12 @@ class TicketBook {
 
   std::string Offer(FdOffer offer);
   absl::StatusOr<FdOffer> TakeOffer(const std::string& ticket);
+  // Drops every offer of `owner`: a residency that ended must not stay alive
+  // (and counted) in an offer nobody collected.
+  void DropOffers(uint64_t owner);
+  // Drops expired tickets now (called periodically, so an uncollected offer
+  // lets its memory go after the TTL even when no other ticket is used).
+  void Expire();
 
  private:
   template <typename T>

@@ -177,6 +177,9 @@ absl::Status RunLoad(const CtlContext& ctx) {
       });
   if (tty) std::fprintf(stderr, "\n");
   if (!result.ok()) return result.status();
+  // The CLI maps nothing: collect and close the arena fds so the offer does
+  // not hold the model's memory until its ticket expires.
+  (void)(*client)->GetArenaFds(result->arena_ticket());
   if (ctx.json) {
     if (absl::Status s = PrintJson(*result); !s.ok()) return s;
   } else {

@@ -147,11 +147,6 @@ def test_bad_input_exit_codes(daemon, scratch):
     assert daemon.ctl_json("status")["models"] == 0
 
 
-@pytest.mark.skip(reason="daemon bug: an arena ticket that is never redeemed (distorchctl load "
-                         "never GETs it) keeps the residency's arenas alive for the ticket TTL "
-                         "(60 s) and until the next ticket operation, so ListDevices.broker_bytes "
-                         "stays up after evict/free/grace (daemon/ticket_book.h FdOffer.keepalive, "
-                         "daemon/broker.cc Broker::Outcome, daemon/ctl/plan_load.cc RunLoad)")
 def test_evicting_a_ctl_loaded_model_returns_its_memory(daemon, scratch):
     path = os.path.join(scratch, "pinned.safetensors")
     write_model(path, layered_tensors(4, MIB, seed=74))

@@ -109,10 +109,6 @@ def test_set_keep_loaded_flips_free(daemon, workers, scratch):
     assert sum(daemon.broker_bytes().values()) == 0
 
 
-@pytest.mark.skip(reason="daemon bug: FreeReply.released lists only destroyed residencies; "
-                         "a lease released on a model another session still holds is missing "
-                         "(daemon/broker.cc Broker::Free ignores Registry::Free's `released`, "
-                         "daemon/service.cc always sets destroyed=true)")
 def test_free_reply_lists_models_that_stay_resident(daemon, workers, scratch):
     path, _ = _write(scratch, "S", 40)
     p1, p2 = workers(2)

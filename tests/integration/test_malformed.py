@@ -122,9 +122,6 @@ def test_spill_turns_oversubscription_into_a_placement(daemon, scratch):
     assert any(b["reason"] == "spill" and b["device"] == "cpu" for b in plan["blocks"])
 
 
-@pytest.mark.skip(reason="daemon bug: Load does not parse the allocation string when the "
-                         "model is already resident (daemon/broker.cc Broker::Load attaches "
-                         "before BuildPlanRequest), so a malformed string is silently accepted")
 def test_bad_allocation_is_refused_even_when_resident(daemon, workers, scratch):
     path = os.path.join(scratch, "res.safetensors")
     write_model(path, layered_tensors(2, MIB, seed=62))
