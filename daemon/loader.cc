@@ -24,6 +24,11 @@ constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
 constexpr int kMadvPopulateRead = 22;  // linux/mman.h, 5.14
 #endif
 
+// Source bytes per converted chunk: small enough that the read, the
+// conversion and the store stay in the core's cache (measured: 1 MiB and
+// 256 KiB equal, 4 MiB 20% and 16 MiB 35% slower on a 2 MiB-L2 Xeon).
+constexpr uint64_t kConvertChunkBytes = 1ULL << 20;
+
 // A read-only shared mapping of the whole model file; unmaps itself. The
 // loader never reads it from user space (a file truncated under us would
 // raise SIGBUS): it only hands ranges of it to pwrite, where the kernel turns
@@ -157,9 +162,14 @@ absl::Status LoadChunk(const Job& job, const Chunk& c, Scratch& scratch) {
       !s.ok()) {
     return s;
   }
-  uint8_t* dst = host;
-  if (dst != nullptr) {
-    dst += arena_offset;
+  // Host arenas with a memfd: convert into a small cache-resident buffer and
+  // let the kernel store it (pwrite), as for plain copies; writing the
+  // converted values through the mapping would fault and zero every page.
+  const int memfd = job.memfds[slot.arena];
+  const bool via_mapping = host != nullptr && memfd < 0;
+  uint8_t* dst;
+  if (via_mapping) {
+    dst = host + arena_offset;
   } else {
     scratch.converted.resize(c.dst_size);
     dst = scratch.converted.data();
@@ -170,8 +180,11 @@ absl::Status LoadChunk(const Job& job, const Chunk& c, Scratch& scratch) {
     return absl::Status(converted.code(),
                         absl::StrCat("tensor '", from.name, "': ", converted.message()));
   }
-  if (host == nullptr) return arena.Write(arena_offset, dst, c.dst_size);
-  return absl::OkStatus();
+  if (via_mapping) return absl::OkStatus();
+  if (host != nullptr) {
+    return PwriteFully(memfd, dst, c.dst_size, arena_offset, file_offset, from);
+  }
+  return arena.Write(arena_offset, dst, c.dst_size);
 }
 
 // DataLoss when the file no longer holds every tensor's bytes. Checked before
@@ -219,7 +232,9 @@ absl::StatusOr<std::vector<Chunk>> PlanChunks(const std::vector<TensorInfo>& sou
                                               to.nbytes, " bytes of ", DTypeName(to.dtype)));
     }
     const uint64_t elements = from.nbytes / in_size;
-    const uint64_t step = std::max<uint64_t>(1, chunk_bytes / in_size);
+    // Small chunks: the read, the conversion and the store stay in cache.
+    const uint64_t step =
+        std::max<uint64_t>(1, std::min(chunk_bytes, kConvertChunkBytes) / in_size);
     for (uint64_t e = 0; e < elements; e += step) {
       const uint64_t n = std::min(step, elements - e);
       chunks.push_back({i, e * in_size, n * in_size, e * out_size, n * out_size});

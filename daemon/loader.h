@@ -8,8 +8,10 @@
 //    zeroing of its fallocate'd pages; a file that shrinks under us gives
 //    EFAULT (an error), never SIGBUS. Falls back to pread into the arena's
 //    mapping when the file cannot be mapped.
-//  - host arena, converted: pread into a bounce buffer, convert straight into
-//    the arena's mapping.
+//  - host arena, converted: pread 1 MiB chunks into a bounce buffer, convert
+//    (LibTorch) into a second one and pwrite that into the memfd, so all
+//    three steps stay in cache; a host arena without a memfd is converted
+//    straight into its mapping.
 //  - device arena: pread (and convert) into bounce buffers, then Arena::Write.
 #ifndef DISTORCH_DAEMON_LOADER_H_
 #define DISTORCH_DAEMON_LOADER_H_

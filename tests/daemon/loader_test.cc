@@ -18,14 +18,15 @@ namespace {
 using testing::StTensor;
 using testing::TempDir;
 
-// Stands in for a GPU arena: no host mapping, so the loader must go through
-// Write (the path a CUDA arena takes).
+// Stands in for a GPU arena (no host mapping: the loader must go through
+// Write, the path a CUDA arena takes) or for a host arena without a memfd
+// (`mapped`: the loader writes through host_data()).
 class VectorArena : public Arena {
  public:
-  explicit VectorArena(uint64_t size) : bytes_(size, 0xEE) {}
+  VectorArena(uint64_t size, bool mapped) : bytes_(size, 0xEE), mapped_(mapped) {}
   DeviceId device() const override { return DeviceId::Sim(7); }
   uint64_t size() const override { return bytes_.size(); }
-  uint8_t* host_data() override { return nullptr; }
+  uint8_t* host_data() override { return mapped_ ? bytes_.data() : nullptr; }
   absl::Status Write(uint64_t offset, const void* src, size_t n) override {
     if (offset + n > bytes_.size()) return absl::OutOfRangeError("write past the end");
     std::memcpy(bytes_.data() + offset, src, n);
@@ -47,9 +48,10 @@ class VectorArena : public Arena {
 
  private:
   std::vector<uint8_t> bytes_;
+  bool mapped_;
 };
 
-enum class Target { kMemfd, kMemfdPreadOnly, kDevice };
+enum class Target { kMemfd, kMemfdPreadOnly, kDevice, kMappedNoMemfd };
 
 // A resident with every tensor in one arena at 256-aligned offsets.
 std::unique_ptr<Resident> MakeResident(const std::vector<TensorInfo>& stored, Target target) {
@@ -65,8 +67,9 @@ std::unique_ptr<Resident> MakeResident(const std::vector<TensorInfo>& stored, Ta
   }
   plan.bytes = offset;
   r->layout.arenas.push_back(plan);
-  if (target == Target::kDevice) {
-    r->arenas.push_back(std::make_unique<VectorArena>(offset + 256));
+  if (target == Target::kDevice || target == Target::kMappedNoMemfd) {
+    r->arenas.push_back(
+        std::make_unique<VectorArena>(offset + 256, target == Target::kMappedNoMemfd));
   } else {
     auto arena = MemfdArena::Create(DeviceId::Cpu(), offset + 256, "loader-test",
                                     std::make_shared<std::atomic<uint64_t>>(0));
@@ -92,7 +95,9 @@ uint16_t RefBf16(float f) {
   return static_cast<uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
 }
 
-Target Targets() { return GENERATE(Target::kMemfd, Target::kMemfdPreadOnly, Target::kDevice); }
+Target Targets() {
+  return GENERATE(Target::kMemfd, Target::kMemfdPreadOnly, Target::kDevice, Target::kMappedNoMemfd);
+}
 
 TEST_CASE("LoadIntoArenas copies every byte, across chunk boundaries", "[loader]") {
   const Target target = Targets();
