@@ -1,6 +1,11 @@
-// CUDA GPUs through the CUDA runtime: discovery, one cudaMalloc arena per
-// (residency, GPU), exported with cudaIpcGetMemHandle. Always compiled; with no
-// driver or no GPU, discovery finds nothing and says why once.
+// CUDA GPUs through the CUDA runtime: discovery (name, PCI bus id, memory,
+// compute capability, peer access), one cudaMalloc arena per (residency, GPU)
+// exported with cudaIpcGetMemHandle (cuda_arena.h), and a copy engine per GPU
+// for file → GPU loads (daemon/cuda_copy.h). Always compiled; with no driver
+// or no GPU, discovery finds nothing and says why once. cuda:N is the
+// runtime's ordinal N in the daemon's environment (CUDA_VISIBLE_DEVICES and
+// CUDA_DEVICE_ORDER apply): a client that numbers GPUs differently must map
+// them by the PCI bus id ListDevices shows.
 #ifndef DISTORCH_DAEMON_DEVICES_CUDA_DEVICE_H_
 #define DISTORCH_DAEMON_DEVICES_CUDA_DEVICE_H_
 
@@ -20,7 +25,9 @@ struct CudaDiscovery {
   std::string note;  // "2 CUDA GPUs", "no CUDA driver (error 35): host devices only"
 };
 
-// `settings` supplies per-GPU limits (reserve is applied by the planner).
+// `settings` supplies per-GPU limits: a GPU's Stats report
+// total = min(total, limit) and free = min(free, limit - broker bytes).
+// The reserve is applied by the planner.
 CudaDiscovery DiscoverCudaDevices(const std::map<DeviceId, DeviceSettings>& settings);
 
 }  // namespace distorch
