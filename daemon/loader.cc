@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/gpu_loads.h"
 #include "daemon/dtype_convert.h"
 
 namespace distorch {
@@ -255,7 +256,20 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
   absl::StatusOr<std::vector<Chunk>> planned =
       PlanChunks(source, resident.tensors, std::max<uint64_t>(options.chunk_bytes, 4096));
   if (!planned.ok()) return planned.status();
-  const std::vector<Chunk>& chunks = *planned;
+  // CUDA arenas: same-dtype chunks go to the GPUs' copy engines (pinned
+  // staging, one thread per arena beside the host workers); the rest stay.
+  CudaArenaLoads gpu_loads;
+  std::vector<Chunk> chunks;
+  for (const Chunk& c : *planned) {
+    const TensorSlot& slot = resident.layout.slots[c.tensor];
+    const TensorInfo& from = source[c.tensor];
+    if (from.dtype != resident.tensors[c.tensor].dtype ||
+        !gpu_loads.Claim(*resident.arenas[slot.arena], {from.file_offset + c.src_begin,
+                                                         slot.offset + c.dst_begin,
+                                                         c.src_size, from.name})) {
+      chunks.push_back(c);
+    }
+  }
 
   uint64_t file_end = 0;
   for (const TensorInfo& t : source) file_end = std::max(file_end, t.file_offset + t.nbytes);
@@ -297,11 +311,14 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
     }
   };
   int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(chunks.size())));
+  gpu_loads.Start(fd, &resident.bytes_loaded, options.cancel);
   std::vector<std::thread> pool;
   for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
   worker();
   for (std::thread& t : pool) t.join();
+  absl::Status gpu = gpu_loads.Wait();
   absl::MutexLock lock(&mu);
+  if (first_error.ok()) first_error = gpu;
   if (first_error.ok() && file_map != nullptr) return CheckFileCovers(fd, source);
   return first_error;
 }
