@@ -3,8 +3,12 @@
 #ifndef DISTORCH_TESTS_BENCH_BENCH_JSON_H_
 #define DISTORCH_TESTS_BENCH_BENCH_JSON_H_
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -38,6 +42,25 @@ inline bool FullRun(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--full") == 0) return true;
   return false;
+}
+
+using Clock = std::chrono::steady_clock;
+
+inline double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// The best of `runs` timings: the least disturbed by other work on the machine.
+inline double Best(int runs, const std::function<double()>& run) {
+  double best = 1e300;
+  for (int i = 0; i < runs; ++i) best = std::min(best, run());
+  return best;
+}
+
+// A benchmark that cannot measure stops with a message and exit code 1.
+[[noreturn]] inline void Die(const char* bench, const std::string& what) {
+  std::fprintf(stderr, "%s: %s\n", bench, what.c_str());
+  std::exit(1);
 }
 
 }  // namespace distorch::bench

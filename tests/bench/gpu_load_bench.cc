@@ -37,22 +37,11 @@ namespace distorch {
 namespace {
 
 constexpr char kBench[] = "gpu_load";
-using Clock = std::chrono::steady_clock;
+using bench::Best;
+using bench::Clock;
+using bench::Seconds;
 
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-double Best(int runs, const std::function<double()>& run) {
-  double best = 1e300;
-  for (int i = 0; i < runs; ++i) best = std::min(best, run());
-  return best;
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "gpu_load_bench: %s\n", what.c_str());
-  std::exit(1);
-}
+[[noreturn]] void Die(const std::string& what) { bench::Die("gpu_load_bench", what); }
 
 void Check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) Die(absl::StrCat(what, ": ", cudaGetErrorString(err)));

@@ -44,22 +44,11 @@ namespace distorch {
 namespace {
 
 constexpr char kBench[] = "load";
-using Clock = std::chrono::steady_clock;
+using bench::Best;
+using bench::Clock;
+using bench::Seconds;
 
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-double Best(int runs, const std::function<double()>& run) {
-  double best = 1e300;
-  for (int i = 0; i < runs; ++i) best = std::min(best, run());
-  return best;
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "load_bench: %s\n", what.c_str());
-  std::exit(1);
-}
+[[noreturn]] void Die(const std::string& what) { bench::Die("load_bench", what); }
 
 // A model shaped like a diffusion model's state dict: per block a large bf16
 // weight (~16 MiB), a bf16 bias and an f32 norm; written once, then read
