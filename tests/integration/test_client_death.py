@@ -48,7 +48,9 @@ def _memory_returned(daemon, keep_ids=()):
 
 
 # One reader thread: the load takes long enough to be caught mid-way.
-@pytest.mark.daemon_config(load_threads=1)
+# A grace period long enough that the model is surely still there when the
+# test looks right after the kill, even on a loaded machine.
+@pytest.mark.daemon_config(load_threads=1, grace_period_s=5)
 def test_killed_mid_load_returns_memory(daemon, workers, scratch, big_model):
     small = os.path.join(scratch, "small.safetensors")
     expected_small = write_model(small, layered_tensors(4, MIB, seed=50))
