@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/allocate_arenas.h"
 #include "daemon/dtype_convert.h"
 #include "daemon/loader.h"
 #include "daemon/model_file.h"
@@ -235,25 +236,24 @@ absl::StatusOr<LoadOutcome> Broker::Load(
       resident->weight_dtype = dtype->name;
       resident->allocation = request->alloc.ToString();
       resident->compute_device = request->compute.ToString();
-      resident->layout = ComputeArenaLayout(*stored, *placement, kArenaAlignment);
+      ArenaLayoutOptions layout_options;
+      layout_options.alignment = kArenaAlignment;
+      layout_options.max_host_segments = std::max(1, config_.load_threads);
+      layout_options.min_host_segment_bytes = config_.host_segment_min;
+      resident->layout = ComputeArenaLayout(*stored, *placement, layout_options);
       resident->tensors = *std::move(stored);
       resident->tensor_type_names = std::move(file->tensor_type_names);
       resident->placement = *std::move(placement);
-      std::map<DeviceId, uint64_t> bytes_by_device;
-      for (const ArenaPlan& plan : resident->layout.arenas) {
-        Device* device = devices_->Find(plan.device);
-        if (device == nullptr) {
-          return absl::NotFoundError(absl::StrCat("device ", plan.device.ToString(),
-                                                  " vanished while planning"));
-        }
-        absl::StatusOr<std::unique_ptr<Arena>> arena = device->Allocate(plan.bytes, args.name);
-        if (!arena.ok()) {
-          spdlog::warn("load of '{}' failed allocating: {}", args.name, std::string(arena.status().message()));
-          return arena.status();  // arenas allocated so far free themselves
-        }
-        bytes_by_device[plan.device] += (*arena)->size();
-        resident->arenas.push_back(*std::move(arena));
+      absl::StatusOr<std::vector<std::unique_ptr<Arena>>> arenas =
+          AllocateArenas(*devices_, resident->layout, args.name, config_.load_threads);
+      if (!arenas.ok()) {
+        spdlog::warn("load of '{}' failed allocating: {}", args.name,
+                     std::string(arenas.status().message()));
+        return arenas.status();
       }
+      resident->arenas = *std::move(arenas);
+      std::map<DeviceId, uint64_t> bytes_by_device;
+      for (const auto& arena : resident->arenas) bytes_by_device[arena->device()] += arena->size();
       for (const TensorInfo& t : resident->tensors) resident->bytes_total += t.nbytes;
       absl::StatusOr<Registry::Acquired> a =
           registry_.Acquire(session, key, args.name, keep, bytes_by_device);

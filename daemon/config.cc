@@ -15,7 +15,8 @@ namespace distorch {
 namespace {
 
 const char* const kTopLevelKeys[] = {"socket", "log_level", "grace_period_s", "cuda",
-                                     "devices", "load_threads", "device"};
+                                     "devices", "load_threads", "host_segment_min",
+                                     "device"};
 const char* const kLogLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
 absl::Status KeyError(const std::string& file, absl::string_view key, absl::string_view what) {
@@ -103,6 +104,12 @@ absl::Status ApplyConfigFile(const std::string& path, DaemonConfig* config) {
     }
     config->load_threads = static_cast<int>(*v);
   }
+  if (const toml::node* n = table.get("host_segment_min")) {
+    absl::StatusOr<uint64_t> bytes = ReadSize(path, "host_segment_min", *n);
+    if (!bytes.ok()) return bytes.status();
+    if (*bytes < 4096) return KeyError(path, "host_segment_min", "must be at least 4KiB");
+    config->host_segment_min = *bytes;
+  }
   if (const toml::node* n = table.get("devices")) {
     if (!n->is_string()) return KeyError(path, "devices", "must be a string like \"sim:0=24GiB\"");
     if (absl::Status s = ApplyDeviceSpec(*n->value<std::string>(), config); !s.ok()) {
@@ -160,7 +167,8 @@ std::string DescribeConfig(const DaemonConfig& config) {
                                  config.fd_channel_path(), "\nlog_level: ", config.log_level,
                                  "\ngrace_period: ", absl::FormatDuration(config.grace_period),
                                  "\ncuda discovery: ", config.cuda ? "on" : "off",
-                                 "\nload_threads: ", config.load_threads, "\n");
+                                 "\nload_threads: ", config.load_threads,
+                                 "\nhost_segment_min: ", FormatBytes(config.host_segment_min), "\n");
   for (const DeviceSpecEntry& e : config.sim_devices) {
     absl::StrAppend(&out, "device ", e.device.ToString(), ": simulated, ", FormatBytes(e.bytes), "\n");
   }

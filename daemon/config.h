@@ -29,6 +29,9 @@ struct DaemonConfig {
   std::vector<DeviceSpecEntry> sim_devices;
   std::map<DeviceId, DeviceSettings> device_settings;
   int load_threads = 4;  // reader threads per load
+  // A residency's cpu bytes are split into up to load_threads memfd arenas no
+  // smaller than this, so a load writes them in parallel (arena_layout.h).
+  uint64_t host_segment_min = 64ULL << 20;
 
   std::string fd_channel_path() const { return socket_path + ".fd"; }
 };

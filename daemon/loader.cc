@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/gpu_loads.h"
 #include "daemon/dtype_convert.h"
+#include "daemon/lane_scheduler.h"
 
 namespace distorch {
 namespace {
@@ -285,12 +287,17 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
     job.file_map = file_map.get();
   }
 
-  std::atomic<size_t> next{0};
+  // Workers spread over arenas: writes into one memfd run one at a time.
+  std::vector<size_t> arena_of_chunk;
+  arena_of_chunk.reserve(chunks.size());
+  for (const Chunk& c : chunks) arena_of_chunk.push_back(resident.layout.slots[c.tensor].arena);
+  LaneScheduler scheduler(arena_of_chunk, resident.arenas.size());
   absl::Mutex mu;
   absl::Status first_error;
   std::atomic<bool> failed{false};
   auto worker = [&] {
     Scratch scratch;
+    std::optional<size_t> last_arena;
     while (!failed.load(std::memory_order_relaxed)) {
       if (options.cancel != nullptr && options.cancel->load()) {
         absl::MutexLock lock(&mu);
@@ -298,16 +305,19 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
         failed = true;
         return;
       }
-      size_t i = next.fetch_add(1);
-      if (i >= chunks.size()) return;
-      absl::Status s = LoadChunk(job, chunks[i], scratch);
+      std::optional<LaneScheduler::Grant> grant = scheduler.Next(last_arena);
+      if (!grant.has_value()) return;
+      last_arena = grant->lane;
+      const Chunk& chunk = chunks[grant->item];
+      absl::Status s = LoadChunk(job, chunk, scratch);
+      scheduler.Done(grant->lane);
       if (!s.ok()) {
         absl::MutexLock lock(&mu);
         if (first_error.ok()) first_error = s;
         failed = true;
         return;
       }
-      resident.bytes_loaded.fetch_add(chunks[i].dst_size, std::memory_order_relaxed);
+      resident.bytes_loaded.fetch_add(chunk.dst_size, std::memory_order_relaxed);
     }
   };
   int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(chunks.size())));

@@ -1,5 +1,8 @@
-// Where each tensor sits inside its device's arena: one arena per device of a
-// placement, tensors in model order at aligned offsets.
+// Where each tensor sits inside its device's arenas: tensors in model order at
+// aligned offsets. A GPU (or sim) device gets one arena per residency (one IPC
+// handle to open). The host device may get a few: its arenas are memfds, and
+// the kernel serialises writes to one memfd (its inode lock), so a loader can
+// only spread a host load over cores by writing several memfds at once.
 #ifndef DISTORCH_ARENA_LAYOUT_H_
 #define DISTORCH_ARENA_LAYOUT_H_
 
@@ -24,14 +27,26 @@ struct TensorSlot {
 };
 
 struct ArenaLayout {
-  std::vector<ArenaPlan> arenas;  // devices with at least one byte, placement order
+  // Devices in placement order; a device's arenas are adjacent and hold its
+  // tensors in model order.
+  std::vector<ArenaPlan> arenas;
   std::vector<TensorSlot> slots;  // parallel to the tensor list
 };
 
-// `alignment` must be a power of two. Zero-byte tensors get a slot (offset of
-// the next free aligned byte) in their block's arena.
+struct ArenaLayoutOptions {
+  uint64_t alignment = 256;  // a power of two
+  // The `cpu` device's tensors are split into arenas ("segments") of about
+  // equal size: as many as hold `min_host_segment_bytes` each, at most
+  // `max_host_segments`. A tensor is never split; one larger than a segment
+  // gets a segment of its own.
+  int max_host_segments = 1;
+  uint64_t min_host_segment_bytes = 64ULL << 20;
+};
+
+// Zero-byte tensors get a slot (offset of the next free aligned byte) in
+// their block's arena.
 ArenaLayout ComputeArenaLayout(const std::vector<TensorInfo>& tensors,
-                               const Placement& placement, uint64_t alignment);
+                               const Placement& placement, const ArenaLayoutOptions& options);
 
 }  // namespace distorch
 
