@@ -127,6 +127,7 @@ def main() -> int:
                 reply({"ok": True, "model_id": m.model_id, "lease_id": m.lease_id,
                        "shared": m.shared, "placement": m.placement,
                        "tensor_devices": m.tensor_devices, "blocks": m.blocks,
+                       "arena_devices": m.arena_devices,
                        "dtypes": {n: str(t.dtype) for n, t in m.tensors.items()},
                        "shapes": {n: list(t.shape) for n, t in m.tensors.items()},
                        "nbytes": m.nbytes})

@@ -91,3 +91,28 @@ def test_gguf_quantised_tensors_arrive_as_raw_bytes(daemon, workers, scratch):
     assert r["shapes"]["blk.0.ffn.bias"] == [64]
     hashes = p.call("hashes", key="q")["hashes"]
     assert hashes == {s.name: hashlib.sha256(content(s)).hexdigest() for s in specs}
+
+
+@pytest.mark.daemon_config(load_threads=4, extra_config='host_segment_min = "1MiB"')
+def test_cpu_part_split_into_segments_reads_back_and_is_shared(daemon, workers, scratch):
+    # 12 layers of 512 KiB plus extras: ~6 MiB on cpu, so four 1 MiB+ segments
+    # (one per load thread), written in parallel by the daemon.
+    path = os.path.join(scratch, "segments.safetensors")
+    tensors = layered_tensors(12, LAYER, seed=7, extras=True)
+    expected = write_model(path, tensors, EXTRA_DTYPES)
+    first, second = workers(2)
+
+    r = first.call("load", key="m", path=path, alloc="cpu,*", compute="cpu", keep=True)
+    assert r["arena_devices"] == ["cpu"] * 4, r["arena_devices"]
+    assert set(r["tensor_devices"].values()) == {"cpu"}
+    assert first.call("hashes", key="m")["hashes"] == expected
+
+    # A second process attaches to the same four memfds and reads the same bytes.
+    r2 = second.call("load", key="m", path=path, alloc="cpu,*", compute="cpu")
+    assert r2["shared"] and r2["model_id"] == r["model_id"]
+    assert r2["arena_devices"] == ["cpu"] * 4
+    assert second.call("hashes", key="m")["hashes"] == expected
+
+    # Counted once: the four segments together, about the model's size.
+    held = daemon.broker_bytes()["cpu"]
+    assert sum(a.nbytes for a in tensors.values()) <= held < 2 * sum(a.nbytes for a in tensors.values())
