@@ -1,6 +1,5 @@
 #include "daemon/loader.h"
 
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,56 +16,15 @@
 #include "daemon/gpu_loads.h"
 #include "daemon/dtype_convert.h"
 #include "daemon/lane_scheduler.h"
+#include "daemon/splice_pipe.h"
 
 namespace distorch {
 namespace {
-
-#ifdef MADV_POPULATE_READ
-constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
-#else
-constexpr int kMadvPopulateRead = 22;  // linux/mman.h, 5.14
-#endif
 
 // Source bytes per converted chunk: small enough that the read, the
 // conversion and the store stay in the core's cache (measured: 1 MiB and
 // 256 KiB equal, 4 MiB 20% and 16 MiB 35% slower on a 2 MiB-L2 Xeon).
 constexpr uint64_t kConvertChunkBytes = 1ULL << 20;
-
-// A read-only shared mapping of the whole model file; unmaps itself. The
-// loader never reads it from user space (a file truncated under us would
-// raise SIGBUS): it only hands ranges of it to pwrite, where the kernel turns
-// a missing page into EFAULT.
-class FileMapping {
- public:
-  // Null when the file cannot be mapped (the loader then preads).
-  static std::unique_ptr<FileMapping> Map(int fd, uint64_t size) {
-    if (size == 0) return nullptr;
-    void* data = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (data == MAP_FAILED) return nullptr;
-    return std::unique_ptr<FileMapping>(new FileMapping(static_cast<uint8_t*>(data), size));
-  }
-  ~FileMapping() { munmap(data_, size_); }
-  FileMapping(const FileMapping&) = delete;
-  FileMapping& operator=(const FileMapping&) = delete;
-
-  const uint8_t* data() const { return data_; }
-  uint64_t size() const { return size_; }
-
-  // Faults in the pages of [offset, offset + n) in one call (Linux 5.14+;
-  // elsewhere the copy faults them in itself).
-  void Populate(uint64_t offset, uint64_t n) const {
-    static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    const uint64_t begin = offset / page * page;
-    if (begin >= size_) return;
-    n = std::min(offset + n, size_) - begin;
-    (void)madvise(data_ + begin, n, kMadvPopulateRead);
-  }
-
- private:
-  FileMapping(uint8_t* data, uint64_t size) : data_(data), size_(size) {}
-  uint8_t* data_;
-  uint64_t size_;
-};
 
 // One read (and maybe one conversion) of one tensor: `src_*` inside the
 // tensor as the file has it, `dst_*` inside the tensor as the arena stores it.
@@ -81,14 +39,16 @@ struct Job {
   int fd;
   Resident& resident;
   const std::vector<TensorInfo>& source;  // as in the file
-  const FileMapping* file_map;            // may be null
+  LoadOptions::HostCopy host_copy;
   std::vector<int> memfds;                // per arena: host memfd, or -1
 };
 
-// Per-thread buffers, reused across chunks.
+// Per-thread buffers (and pipe), reused across chunks.
 struct Scratch {
   std::vector<uint8_t> read;
   std::vector<uint8_t> converted;
+  std::unique_ptr<SplicePipe> pipe;
+  bool splice_unsupported = false;  // the file cannot be spliced: pread instead
 };
 
 absl::Status PreadFully(int fd, uint8_t* dst, uint64_t n, uint64_t offset, const TensorInfo& t) {
@@ -111,17 +71,14 @@ absl::Status PreadFully(int fd, uint8_t* dst, uint64_t n, uint64_t offset, const
 }
 
 // Kernel copy from the file mapping into the arena's memfd.
+// Stores a converted buffer into the arena's memfd (the kernel writes the
+// pages: no faults, no zeroing).
 absl::Status PwriteFully(int memfd, const uint8_t* src, uint64_t n, uint64_t arena_offset,
-                         uint64_t file_offset, const TensorInfo& t) {
+                         const TensorInfo& t) {
   uint64_t done = 0;
   while (done < n) {
     ssize_t put = pwrite(memfd, src + done, n - done, static_cast<off_t>(arena_offset + done));
     if (put < 0 && errno == EINTR) continue;
-    if (put < 0 && errno == EFAULT) {
-      return absl::DataLossError(absl::StrCat("model file could not be read at offset ",
-                                              file_offset + done, " inside tensor '", t.name,
-                                              "' (was it truncated while loading?)"));
-    }
     if (put <= 0) {
       return absl::ErrnoToStatus(put < 0 ? errno : EIO,
                                  absl::StrCat("copying tensor '", t.name, "' into its arena"));
@@ -142,13 +99,18 @@ absl::Status LoadChunk(const Job& job, const Chunk& c, Scratch& scratch) {
 
   if (from.dtype == to.dtype) {
     const int memfd = job.memfds[slot.arena];
-    if (host != nullptr && memfd >= 0 && job.file_map != nullptr) {
-      // Map the source pages now, outside the arena's write lock (pwrites to
-      // one memfd run one at a time), so other readers' faults overlap with
-      // this copy. Best effort: pwrite reports what cannot be read.
-      job.file_map->Populate(file_offset, c.src_size);
-      return PwriteFully(memfd, job.file_map->data() + file_offset, c.src_size, arena_offset,
-                         file_offset, from);
+    if (host != nullptr && memfd >= 0 && job.host_copy == LoadOptions::HostCopy::kSplice &&
+        !scratch.splice_unsupported) {
+      if (scratch.pipe == nullptr) {
+        absl::StatusOr<std::unique_ptr<SplicePipe>> pipe = SplicePipe::Open();
+        if (!pipe.ok()) return pipe.status();
+        scratch.pipe = *std::move(pipe);
+      }
+      absl::Status s = scratch.pipe->Copy(job.fd, file_offset, memfd, arena_offset, c.src_size,
+                                          absl::StrCat("tensor '", from.name, "'"));
+      if (!s.ok()) scratch.pipe.reset();  // it may still hold pages
+      if (!absl::IsUnimplemented(s)) return s;
+      scratch.splice_unsupported = true;  // some filesystems cannot splice
     }
     if (host != nullptr)
       return PreadFully(job.fd, host + arena_offset, c.src_size, file_offset, from);
@@ -185,14 +147,14 @@ absl::Status LoadChunk(const Job& job, const Chunk& c, Scratch& scratch) {
   }
   if (via_mapping) return absl::OkStatus();
   if (host != nullptr) {
-    return PwriteFully(memfd, dst, c.dst_size, arena_offset, file_offset, from);
+    return PwriteFully(memfd, dst, c.dst_size, arena_offset, from);
   }
   return arena.Write(arena_offset, dst, c.dst_size);
 }
 
-// DataLoss when the file no longer holds every tensor's bytes. Checked before
-// and after copying from the mapping: inside the file's last page the kernel
-// reads the missing tail as zeros instead of failing.
+// DataLoss when the file no longer holds every tensor's bytes: checked before
+// copying, so a file truncated since its header was read fails at once. One
+// truncated during the copy reads as an early end (DataLoss) on every path.
 absl::Status CheckFileCovers(int fd, const std::vector<TensorInfo>& source) {
   struct stat st;
   if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fstat model file");
@@ -273,19 +235,12 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
     }
   }
 
-  uint64_t file_end = 0;
-  for (const TensorInfo& t : source) file_end = std::max(file_end, t.file_offset + t.nbytes);
-  std::unique_ptr<FileMapping> file_map;
-  Job job{fd, resident, source, nullptr, {}};
+  Job job{fd, resident, source, options.host_copy, {}};
   for (const auto& arena : resident.arenas) {
     ArenaExport e = arena->Export();
     job.memfds.push_back(e.kind == ArenaExport::Kind::kHostMemfd ? e.memfd : -1);
   }
-  if (!options.pread_only) {
-    if (absl::Status s = CheckFileCovers(fd, source); !s.ok()) return s;
-    file_map = FileMapping::Map(fd, file_end);
-    job.file_map = file_map.get();
-  }
+  if (absl::Status s = CheckFileCovers(fd, source); !s.ok()) return s;
 
   // Workers spread over arenas: writes into one memfd run one at a time.
   std::vector<size_t> arena_of_chunk;
@@ -329,7 +284,6 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
   absl::Status gpu = gpu_loads.Wait();
   absl::MutexLock lock(&mu);
   if (first_error.ok()) first_error = gpu;
-  if (first_error.ok() && file_map != nullptr) return CheckFileCovers(fd, source);
   return first_error;
 }
 

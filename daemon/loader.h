@@ -3,11 +3,12 @@
 // dtype on the way when asked.
 //
 // Paths, per chunk of a tensor:
-//  - host arena, same dtype: the kernel copies from a read-only mapping of the
-//    file into the arena's memfd (pwrite). No page faults on the arena and no
-//    zeroing of its fallocate'd pages; a file that shrinks under us gives
-//    EFAULT (an error), never SIGBUS. Falls back to pread into the arena's
-//    mapping when the file cannot be mapped.
+//  - host arena, same dtype: the kernel copies the file's page-cache pages
+//    into the arena's memfd (splice through a pipe per thread, splice_pipe.h).
+//    No page faults on the arena, no zeroing of its fallocate'd pages and
+//    nothing mapped from the file; a file that shrinks under us reads as an
+//    early end (DataLoss), never SIGBUS. A file that cannot be spliced, and
+//    the kPread option (load_bench compares), pread into the arena's mapping.
 //  - host arena, converted: pread 1 MiB chunks into a bounce buffer, convert
 //    (LibTorch) into a second one and pwrite that into the memfd, so all
 //    three steps stay in cache; a host arena without a memfd is converted
@@ -33,8 +34,10 @@ struct LoadOptions {
   // load converts dtypes (resident.tensors then hold the stored dtype and
   // nbytes). Null: every tensor is stored as it is in the file.
   const std::vector<TensorInfo>* file_tensors = nullptr;
-  // Test and benchmark switch: never use the file mapping (pread only).
-  bool pread_only = false;
+  // How same-dtype chunks reach a host arena's memfd. Tests and benchmarks
+  // pick the others; kPread is also used when the arena has no memfd.
+  enum class HostCopy { kSplice, kPread };
+  HostCopy host_copy = HostCopy::kSplice;
 };
 
 // Fills resident.arenas from `fd` per resident.layout, adding stored bytes to

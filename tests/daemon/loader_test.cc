@@ -53,6 +53,11 @@ class VectorArena : public Arena {
 
 enum class Target { kMemfd, kMemfdPreadOnly, kDevice, kMappedNoMemfd };
 
+LoadOptions::HostCopy HostCopyFor(Target target) {
+  return target == Target::kMemfdPreadOnly ? LoadOptions::HostCopy::kPread
+                                            : LoadOptions::HostCopy::kSplice;
+}
+
 // A resident with every tensor in one arena at 256-aligned offsets.
 std::unique_ptr<Resident> MakeResident(const std::vector<TensorInfo>& stored, Target target) {
   auto r = std::make_unique<Resident>();
@@ -121,7 +126,7 @@ TEST_CASE("LoadIntoArenas copies every byte, across chunk boundaries", "[loader]
   LoadOptions options;
   options.threads = threads;
   options.chunk_bytes = 4096;
-  options.pread_only = target == Target::kMemfdPreadOnly;
+  options.host_copy = HostCopyFor(target);
   REQUIRE(LoadIntoArenas(fd.get(), *r, options).ok());
   CHECK(r->bytes_loaded == r->bytes_total);
   std::map<std::string, std::string> want;
@@ -171,7 +176,7 @@ TEST_CASE("LoadIntoArenas converts floating tensors on the way", "[loader][dtype
     options.threads = 2;
     options.chunk_bytes = 4096;
     options.file_tensors = &file->tensors;
-    options.pread_only = target == Target::kMemfdPreadOnly;
+    options.host_copy = HostCopyFor(target);
     REQUIRE(LoadIntoArenas(fd.get(), *r, options).ok());
     CHECK(r->bytes_loaded == 10000 + 8400 + 12);
     std::vector<uint16_t> want(weights.size());
@@ -207,7 +212,7 @@ TEST_CASE("LoadIntoArenas reports a file shorter than its header says", "[loader
   REQUIRE(truncate(path.c_str(), static_cast<off_t>(file->file_size - 50000)) == 0);
   std::unique_ptr<Resident> r = MakeResident(file->tensors, target);
   LoadOptions options;
-  options.pread_only = target == Target::kMemfdPreadOnly;
+  options.host_copy = HostCopyFor(target);
   absl::Status s = LoadIntoArenas(fd.get(), *r, options);
   REQUIRE(absl::IsDataLoss(s));
   CHECK(absl::StrContains(s.message(), "inside tensor 'w' (was it truncated while loading?)"));
