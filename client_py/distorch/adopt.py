@@ -1,6 +1,7 @@
 """Tensor adoption: broker memory viewed as torch tensors, without a copy.
 
-A LoadResult names arenas (one per device of the placement) and, per tensor,
+A LoadResult names arenas (one per GPU or sim device of the placement; the cpu
+part may come in several memfd segments) and, per tensor,
 its arena, byte offset, dtype and shape. This module maps each arena into the
 process once and builds every tensor as a view at its offset:
 
