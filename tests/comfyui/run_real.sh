@@ -8,7 +8,12 @@
 # `distorchctl --json models` that exactly the CLIP was ejected and the UNet is
 # still resident, then queues a second prompt that must reuse the kept UNet.
 # Packages ComfyUI imports but Debian lacks are replaced by import stubs named
-# in $STUBS (tests/comfyui/real/sitecustomize.py); each one used is printed.
+# in $STUBS (tests/comfyui/real/sitecustomize.py); each one used is printed, and
+# a stub raises if the tested flow calls into it.
+# The text encoder ($CLIP): clip_l (CLIP-L, 246 MB, tokenized by transformers)
+# when PYTHON has transformers, else gemma2 (Lumina 2's Gemma 2 2B, 5.2 GB:
+# ComfyUI fixes its size; tokenized by sentencepiece alone, which Debian
+# packages), placed over sim:1 and cpu.
 set -euo pipefail
 if [[ -z "${COMFYUI_DIR:-}" ]]; then echo "run_real.sh: SKIPPED (set COMFYUI_DIR)"; exit 0; fi
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +30,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -f "$NODE_LINK" "$PROBE_LINK"
+  rm -rf "$WORK/models"  # up to 5 GB of zeros
   echo "run_real.sh: logs in $WORK"
 }
 trap cleanup EXIT
@@ -35,8 +41,19 @@ mkdir -p "$WORK/fe" && echo '<html></html>' > "$WORK/fe/index.html"
 export PYTHONPATH="$REPO/tests/comfyui/real:$REPO/client_py:$REPO/tests/tools"
 export DISTORCH_IMPORT_STUBS="$STUBS" DISTORCH_SOCKET="$WORK/d.sock"
 
-echo "== models"
-(cd "$COMFYUI_DIR" && "$PYTHON" "$REPO/tests/comfyui/real/make_real_models.py" "$WORK/models")
+CLIP=${CLIP:-auto}
+if [[ "$CLIP" == auto ]]; then
+  if DISTORCH_IMPORT_STUBS= "$PYTHON" -c 'import transformers' 2>/dev/null; then CLIP=clip_l; else CLIP=gemma2; fi
+fi
+case "$CLIP" in
+  clip_l) export DISTORCH_REAL_CLIP_FILE=clip_l.safetensors DISTORCH_REAL_CLIP_TYPE=stable_diffusion \
+            DISTORCH_REAL_CLIP_ALLOC="" ;;
+  gemma2) export DISTORCH_REAL_CLIP_FILE=gemma2_2b.safetensors DISTORCH_REAL_CLIP_TYPE=lumina2 \
+            DISTORCH_REAL_CLIP_ALLOC="sim:1,2gb;cpu,*" ;;
+  *) echo "run_real.sh: CLIP must be clip_l, gemma2 or auto"; exit 2 ;;
+esac
+echo "== models (text encoder: $CLIP, ComfyUI type $DISTORCH_REAL_CLIP_TYPE)"
+(cd "$COMFYUI_DIR" && "$PYTHON" "$REPO/tests/comfyui/real/make_real_models.py" "$WORK/models" "$CLIP")
 printf 'checkpoints: %s\ndiffusion_models: %s\ntext_encoders: %s\n' "$WORK/models" \
   "$WORK/models/diffusion_models" "$WORK/models/text_encoders" > "$WORK/extra_paths.yaml"
 printf 'distorch:\n  base_path: %s\n  diffusion_models: diffusion_models\n  text_encoders: text_encoders\n' \

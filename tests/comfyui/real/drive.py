@@ -1,6 +1,7 @@
 """run_real.sh's driver: HTTP API prompts, /free, and distorchctl checks."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -8,6 +9,10 @@ import urllib.request
 
 port, ctl, sock, log = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 base = f"http://127.0.0.1:{port}"
+# The text encoder run_real.sh chose (make_real_models.py wrote it).
+CLIP_FILE = os.environ.get("DISTORCH_REAL_CLIP_FILE", "clip_l.safetensors")
+CLIP_TYPE = os.environ.get("DISTORCH_REAL_CLIP_TYPE", "stable_diffusion")
+CLIP_ALLOC = os.environ.get("DISTORCH_REAL_CLIP_ALLOC", "")
 
 
 def post(path, body):
@@ -37,8 +42,8 @@ PROMPT = {
         "virtual_vram_gb": 0.0, "donor_device": "cpu", "expert_mode_allocations": "sim:0,50%;sim:1,*",
         "keep_loaded": True}},
     "2": {"class_type": "DistorchCLIPLoader", "inputs": {
-        "clip_name": "clip_l.safetensors", "type": "stable_diffusion", "compute_device": "sim:0",
-        "virtual_vram_gb": 0.0, "donor_device": "cpu", "expert_mode_allocations": "",
+        "clip_name": CLIP_FILE, "type": CLIP_TYPE, "compute_device": "sim:0",
+        "virtual_vram_gb": 0.0, "donor_device": "cpu", "expert_mode_allocations": CLIP_ALLOC,
         "keep_loaded": False}},
     "3": {"class_type": "DistorchProbe", "inputs": {"model": ["1", 0], "clip": ["2", 0]}},
 }
@@ -71,7 +76,7 @@ post("/free", {"unload_models": True, "free_memory": True})
 time.sleep(3)
 after = models()
 print("resident after /free:", after)
-ok = "clip_l.safetensors" not in after and after.get("tiny_sd15_unet.safetensors") == before.get(
+ok = CLIP_FILE not in after and after.get("tiny_sd15_unet.safetensors") == before.get(
     "tiny_sd15_unet.safetensors")
 print("CHECK /free ejected exactly the unflagged CLIP and kept the UNet:", "PASS" if ok else "FAIL")
 run_prompt("prompt 2")
