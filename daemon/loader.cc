@@ -70,7 +70,6 @@ absl::Status PreadFully(int fd, uint8_t* dst, uint64_t n, uint64_t offset, const
   return absl::OkStatus();
 }
 
-// Kernel copy from the file mapping into the arena's memfd.
 // Stores a converted buffer into the arena's memfd (the kernel writes the
 // pages: no faults, no zeroing).
 absl::Status PwriteFully(int memfd, const uint8_t* src, uint64_t n, uint64_t arena_offset,
