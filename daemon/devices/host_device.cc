@@ -22,6 +22,21 @@ HostMemory ReadHostMemory() {
   return mem;
 }
 
+std::string ShmemHugePagePolicy() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string word;
+  while (in >> word) {
+    if (word.size() > 2 && word.front() == '[' && word.back() == ']') {
+      return word.substr(1, word.size() - 2);
+    }
+  }
+  return "";
+}
+
+bool ShmemHugePagesOnWrite(const std::string& policy) {
+  return policy == "within_size" || policy == "always" || policy == "force";
+}
+
 std::unique_ptr<HostDevice> HostDevice::Cpu(uint64_t limit) {
   return std::unique_ptr<HostDevice>(new HostDevice(DeviceId::Cpu(), limit));
 }

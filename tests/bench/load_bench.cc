@@ -34,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "daemon/broker.h"
+#include "daemon/devices/host_device.h"
 #include "daemon/devices/memfd_arena.h"
 #include "daemon/dtype_convert.h"
 #include "daemon/loader.h"
@@ -336,6 +337,10 @@ int main(int argc, char** argv) {
 
   const double memcpy_gbps = memcpy_bytes / 1e9 / best["memcpy"];
   Print({kBench, "model_size", gb, "GB"});
+  // 1 when the kernel gives memfd writes 2 MiB pages (shmem_enabled
+  // within_size/always): arena allocation then costs next to nothing.
+  Print({kBench, "shmem_huge_pages_on_write",
+         ShmemHugePagesOnWrite(ShmemHugePagePolicy()) ? 1.0 : 0.0, "bool"});
   Print({kBench, "memcpy_1_thread", memcpy_gbps, "GB/s"});
   // ratio: page allocation for the arena (memfd + fallocate) against memcpy.
   Print({kBench, "arena_alloc_memfd_fallocate", gb / best["alloc"], "GB/s", memcpy_gbps});

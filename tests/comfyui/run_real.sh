@@ -29,6 +29,7 @@ PROBE_LINK="$COMFYUI_DIR/custom_nodes/distorch_probe"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -f "$NODE_LINK" "$PROBE_LINK"
   rm -rf "$WORK/models"  # up to 5 GB of zeros
   echo "run_real.sh: logs in $WORK"
@@ -68,7 +69,7 @@ for _ in $(seq 100); do [[ -S "$WORK/d.sock" ]] && break; sleep 0.1; done
 echo "== ComfyUI on 127.0.0.1:$PORT"
 DEVICE_FLAG=--cpu
 if "$PYTHON" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then DEVICE_FLAG=; fi
-(cd "$COMFYUI_DIR" && "$PYTHON" main.py $DEVICE_FLAG --listen 127.0.0.1 --port "$PORT" \
+(cd "$COMFYUI_DIR" && exec "$PYTHON" main.py $DEVICE_FLAG --listen 127.0.0.1 --port "$PORT" \
   --front-end-root "$WORK/fe" --extra-model-paths-config "$WORK/extra_paths.yaml" \
   > "$WORK/comfyui.log" 2>&1) & pids+=($!)
 for _ in $(seq 240); do curl -sf "http://127.0.0.1:$PORT/system_stats" >/dev/null && break; sleep 0.5; done
