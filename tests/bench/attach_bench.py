@@ -144,7 +144,8 @@ def main() -> int:
     size = (2 << 30) if args.full else (256 << 20)
 
     folder = tempfile.mkdtemp(prefix="dt-attach-", dir=os.environ.get("DISTORCH_TEST_TMP", "/tmp"))
-    daemon = TestDaemon(devices="sim:0=64MiB", grace_period_s=1)
+    daemon = TestDaemon(devices="sim:0=64MiB", grace_period_s=1,
+                        extra_config=os.environ.get("ATTACH_BENCH_EXTRA_CONFIG", ""))
     try:
         path = os.path.join(folder, "model.safetensors")
         write_model(path, size)
