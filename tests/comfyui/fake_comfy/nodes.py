@@ -1,4 +1,12 @@
-"""ComfyUI-shaped loader nodes (V1 node classes, as in ComfyUI's nodes.py)."""
+"""ComfyUI-shaped loader nodes: V1 node classes as in ComfyUI's nodes.py, and the
+V3 ones ComfyUI 0.33.0 keeps in comfy_extras/ (TripleCLIPLoader,
+QuadrupleCLIPLoader), registered the way 0.33.0's nodes.py registers them."""
+import asyncio
+import importlib
+import inspect
+import logging
+from types import ModuleType
+
 import torch
 
 import comfy.model_management
@@ -52,29 +60,6 @@ class DualCLIPLoader(CLIPLoader):
     def load_clip(self, clip_name1, clip_name2, type="flux", device="default"):
         paths = [folder_paths.get_full_path_or_raise("text_encoders", n) for n in (clip_name1, clip_name2)]
         return (comfy.sd.load_clip(ckpt_paths=paths, clip_type=type),)
-
-
-class TripleCLIPLoader(CLIPLoader):
-    @classmethod
-    def INPUT_TYPES(s):
-        names = folder_paths.get_filename_list("text_encoders")
-        return {"required": {"clip_name1": (names,), "clip_name2": (names,), "clip_name3": (names,)}}
-
-    def load_clip(self, clip_name1, clip_name2, clip_name3):
-        paths = [folder_paths.get_full_path_or_raise("text_encoders", n) for n in (clip_name1, clip_name2, clip_name3)]
-        return (comfy.sd.load_clip(ckpt_paths=paths),)
-
-
-class QuadrupleCLIPLoader(CLIPLoader):
-    @classmethod
-    def INPUT_TYPES(s):
-        names = folder_paths.get_filename_list("text_encoders")
-        return {"required": {f"clip_name{i}": (names,) for i in range(1, 5)}}
-
-    def load_clip(self, clip_name1, clip_name2, clip_name3, clip_name4):
-        paths = [folder_paths.get_full_path_or_raise("text_encoders", n)
-                 for n in (clip_name1, clip_name2, clip_name3, clip_name4)]
-        return (comfy.sd.load_clip(ckpt_paths=paths),)
 
 
 class VAELoader:
@@ -147,5 +132,49 @@ class RunModel:
 
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (
-    UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader, VAELoader,
-    CheckpointLoaderSimple, ControlNetLoader, LoraLoaderModelOnly, RunModel)}
+    UNETLoader, CLIPLoader, DualCLIPLoader, VAELoader, CheckpointLoaderSimple, ControlNetLoader,
+    LoraLoaderModelOnly, RunModel)}
+NODE_DISPLAY_NAME_MAPPINGS = {}
+
+
+async def load_custom_node(module: ModuleType, ignore=frozenset(), module_parent="custom_nodes") -> bool:
+    """ComfyUI 0.33.0 nodes.load_custom_node after the import: a module's
+    NODE_CLASS_MAPPINGS (V1 and V3 classes alike, keyed by the mapping's name)
+    wins; else its comfy_entrypoint() ComfyExtension lists V3 classes, each
+    registered under its schema's node_id after GET_SCHEMA() (which caches the
+    schema's fields on the class)."""
+    from comfy_api.latest import ComfyExtension
+    name = module.__name__.rsplit(".", 1)[-1]
+    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+    if mappings is not None:
+        for node_name, node_cls in mappings.items():
+            if node_name not in ignore:
+                NODE_CLASS_MAPPINGS[node_name] = node_cls
+                node_cls.RELATIVE_PYTHON_MODULE = f"{module_parent}.{name}"
+        NODE_DISPLAY_NAME_MAPPINGS.update(getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {})
+        return True
+    entrypoint = getattr(module, "comfy_entrypoint", None)
+    if entrypoint is None:
+        logging.warning("Skip %s: no NODE_CLASS_MAPPINGS or comfy_entrypoint", name)
+        return False
+    extension = await entrypoint() if inspect.iscoroutinefunction(entrypoint) else entrypoint()
+    if not isinstance(extension, ComfyExtension):
+        return False
+    await extension.on_load()
+    for node_cls in await extension.get_node_list():
+        schema = node_cls.GET_SCHEMA()
+        if schema.node_id not in ignore:
+            NODE_CLASS_MAPPINGS[schema.node_id] = node_cls
+            node_cls.RELATIVE_PYTHON_MODULE = f"{module_parent}.{name}"
+        if schema.display_name is not None:
+            NODE_DISPLAY_NAME_MAPPINGS[schema.node_id] = schema.display_name
+    return True
+
+
+async def init_builtin_extra_nodes() -> None:
+    """0.33.0 loads comfy_extras/ (V3 loaders among them) before any custom node."""
+    for extra in ("nodes_sd3", "nodes_hidream"):
+        await load_custom_node(importlib.import_module("comfy_extras." + extra), module_parent="comfy_extras")
+
+
+asyncio.run(init_builtin_extra_nodes())
