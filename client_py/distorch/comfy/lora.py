@@ -12,6 +12,11 @@ model (shared by all clones of a patcher) records what was applied per key;
     patched copy, so one key can be redone alone;
   - a weight of a module off the compute device (cast at forward) gets a
     PatchAtCast function that patches the copy cast_bias_weight makes.
+
+`patched_value` answers ComfyUI's patch_weight_to_device(return_weight=True)
+(saving a model: ModelSave, CLIPSave, CheckpointSave; LoRA extraction): the
+value stock ComfyUI would return, as a new tensor or the current parameter,
+never stored and never written.
 """
 
 from __future__ import annotations
@@ -111,6 +116,51 @@ def patch_copy(patcher, key: str, device: torch.device) -> int:
     else:
         set_func(out, inplace_update=False, seed=_seed(key))
     return out.numel() * out.element_size()
+
+
+def patched_value(patcher, key: str, device_to=None, force_cast: bool = False):
+    """What ComfyUI 0.33.0's patch_weight_to_device(key, device_to,
+    return_weight=True, force_cast) returns for this patcher. Stock computes
+    the current parameter plus the patcher's patches; a module it patched in
+    place (comfy_patched_weights) is saved from the parameter as is. Here a
+    key with a patched copy of exactly these patches is that parameter, and
+    one with other patches starts again from the broker base."""
+    import comfy.float
+    import comfy.lora
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    weight, set_func, convert_func = comfy.model_patcher.get_key_weight(patcher.model, key)
+    applied = _applied(patcher).get(key)
+    if applied is not None and applied[1] == "copy":
+        if same_patches(applied[0], patcher.patches.get(key, [])):
+            return weight
+        weight = patcher.backup[key].weight
+    if key not in patcher.patches and not force_cast:
+        return weight
+    temp_dtype = mm.lora_compute_dtype(device_to) if key in patcher.patches else None
+    if device_to is not None:
+        temp = mm.cast_to_device(weight, device_to, temp_dtype, copy=True)
+    else:
+        temp = weight.to(dtype=temp_dtype or weight.dtype, copy=True)
+    if convert_func is not None:
+        temp = convert_func(temp, inplace=True)
+    out = comfy.lora.calculate_weight(patcher.patches[key], temp, key) if key in patcher.patches else temp
+    if set_func is None:
+        if key in patcher.patches:
+            out = comfy.float.stochastic_rounding(out, weight.dtype, seed=_seed(key))
+        return out
+    return set_func(out, inplace_update=False, seed=_seed(key), return_weight=True)
+
+
+def patch_key(patcher, key: str, device: torch.device) -> int:
+    """A patched copy of `key` outside `apply` (a caller of ComfyUI's
+    patch_weight_to_device), recorded so that restore() undoes it."""
+    applied = _applied(patcher)
+    if key in applied:
+        restore(patcher, key)
+    new_bytes = patch_copy(patcher, key, device)
+    applied[key] = (list(patcher.patches[key]), "copy")
+    return new_bytes
 
 
 def is_gguf_quantized(t: torch.Tensor) -> bool:

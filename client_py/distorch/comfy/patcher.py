@@ -11,6 +11,11 @@ its class to a subclass that never moves or copies broker weights:
   - a module ComfyUI cannot stream that still ended up off the compute device
     (the planner was not told) gets a private copy there, with a warning;
   - LoRA goes through lora.py (only changed keys, base never written);
+  - weight hooks (hook LoRA) go through weight_hooks.py: hooked weights are
+    this process's own tensors, unpatching puts the broker Parameters back;
+  - no ComfyUI path writes into a parameter in place: patch_weight_to_device
+    ignores inplace_update, and return_weight (saving a model) computes the
+    value without storing it;
   - unloading drops patched copies and cast flags, never the broker weights.
 
 Placement facts live on the shared torch model (`_distorch_placement`) so
@@ -25,7 +30,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from . import devices, lora
+from . import devices, lora, weight_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +135,11 @@ def patcher_class(base: type) -> type:
                     del module._distorch_cast
 
         def _apply(self, device_to: torch.device) -> int:
+            if self.model.current_weight_patches_uuid != self.patches_uuid:
+                # As stock: hooks come off before weights change (a hook
+                # copy must never become some key's LoRA base), and
+                # apply_hooks puts them back on the new weights.
+                self.unpatch_hooks()
             self._apply_placement(device_to)
             _, _, _, new_bytes = lora.apply(self, device_to, self._cast_at_forward)
             self.model.device = device_to
@@ -159,6 +169,8 @@ def patcher_class(base: type) -> type:
                 module, _ = lora._module_of(self.model, key)
                 return hasattr(module, "comfy_cast_weights")
             with self.use_ejected():
+                if self.hook_backup:
+                    self.unpatch_hooks()  # stock does too before it restores backups
                 freed = lora.release_copies(self, memory_to_free, castable)
             if freed:
                 self.model.model_lowvram = True
@@ -167,7 +179,14 @@ def patcher_class(base: type) -> type:
 
         def unpatch_model(self, device_to=None, unpatch_weights=True):
             if unpatch_weights:
+                self.unpatch_hooks()  # first: a hook may sit on a LoRA copy
                 lora.restore_all(self)
+                import comfy.utils
+                for key, backup in list(self.backup.items()):
+                    # Not ours (stock made it): restore by replacing, never
+                    # by copying into the parameter (inplace_update).
+                    comfy.utils.set_attr_param(self.model, key, backup.weight)
+                    del self.backup[key]
                 self._undo_placement()
             # device_to=None: ComfyUI must not move broker weights anywhere.
             result = super().unpatch_model(None, unpatch_weights=unpatch_weights)
@@ -175,9 +194,30 @@ def patcher_class(base: type) -> type:
                 self.model.model_loaded_weight_memory = 0
             return result
 
-        def patch_weight_to_device(self, key, device_to=None, inplace_update=False, **kwargs):
-            if key in self.patches:
-                lora.patch_copy(self, key, device_to or self.load_device)
+        # ComfyUI 0.33.0's signature. inplace_update (and the patcher's
+        # weight_inplace_update) are ignored: a patched key always becomes
+        # a copy. force_cast of an unpatched key (DynamicVRAM's cast of a
+        # weight to the compute device) keeps the broker's placement.
+        def patch_weight_to_device(self, key, device_to=None, inplace_update=False, return_weight=False,
+                                   force_cast=False):
+            if return_weight:
+                return lora.patched_value(self, key, device_to, force_cast)
+            if not self.patches.get(key):
+                import comfy.model_patcher
+                return comfy.model_patcher.get_key_weight(self.model, key)[0]
+            if key in self.hook_backup:
+                self.unpatch_hooks()
+            lora.patch_key(self, key, device_to or self.load_device)
+            return None
+
+        def patch_hook_weight_to_device(self, hooks, combined_patches, key, original_weights, memory_counter):
+            weight_hooks.patch_hook_weight(self, hooks, combined_patches, key, original_weights, memory_counter)
+
+        def patch_cached_hook_weights(self, cached_weights, key, memory_counter):
+            weight_hooks.patch_cached_hook_weight(self, cached_weights, key, memory_counter)
+
+        def unpatch_hooks(self, whitelist_keys_set=None):
+            weight_hooks.unpatch_hooks(self, whitelist_keys_set)
 
         def pin_weight_to_device(self, key):
             pass  # broker memory: pinning is the client library's business
@@ -211,6 +251,11 @@ def adopt_patcher(patcher, placement: Placement, on_demote: Callable[[object], N
     setattr(patcher.model, PLACEMENT_ATTR, placement)
     patcher.__class__ = patcher_class(comfy.model_patcher.ModelPatcher)
     patcher.weight_inplace_update = False  # never write into shared memory
+    for module in patcher.model.modules():
+        # Nothing here is patched in place, so ComfyUI's save path must ask
+        # patch_weight_to_device(return_weight=True) for every comfy.ops weight.
+        if hasattr(module, "comfy_patched_weights"):
+            del module.comfy_patched_weights
     patcher.model.device = patcher.load_device
     return patcher
 

@@ -75,6 +75,10 @@ def cast_to_device(tensor, device, dtype, copy=False):
     return cast_to(tensor, dtype=dtype, device=device, copy=copy)
 
 
+def minimum_inference_memory():  # 0.33.0: 0.8 GiB + reserve (read by MaxSpeed weight hooks)
+    return (1024 * 1024 * 1024) * 0.8
+
+
 def get_free_memory(dev=None, torch_free_too=False):
     return (1 << 34, 0) if torch_free_too else 1 << 34
 

@@ -5,6 +5,7 @@ the model from comfy.ops layers, copy the weights in with load_state_dict, and
 wrap it in a ModelPatcher whose load device comes from model_management."""
 import torch
 
+import comfy.hooks
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.ops
@@ -112,14 +113,24 @@ class CLIP:
             encoder.load_state_dict(TinyTextEncoder.convert(sd), strict=False)
         self.patcher = comfy.model_patcher.ModelPatcher(self.cond_stage_model, load_device=load_device,
                                                         offload_device=offload_device)
+        self.patcher.hook_mode = comfy.hooks.EnumHookMode.MinVram  # 0.33.0 CLIP.__init__
+        self.patcher.is_clip = True
         if initial == load_device:
             mm.load_models_gpu([self.patcher], force_full_load=True)
 
-    def clone(self):
+    def clone(self, disable_dynamic=False):  # 0.33.0 signature (SetClipHooks passes True)
         n = CLIP.__new__(CLIP)
         n.cond_stage_model = self.cond_stage_model
-        n.patcher = self.patcher.clone()
+        n.patcher = self.patcher.clone(disable_dynamic=disable_dynamic)
         return n
+
+    # 0.33.0 CLIP.load_model / state_dict_for_saving (no tokenizer state here).
+    def load_model(self, tokens={}):
+        mm.load_models_gpu([self.patcher])
+        return self.patcher
+
+    def state_dict_for_saving(self):
+        return self.patcher.model_state_dict_for_saving()
 
     def encode(self, tokens):
         mm.load_models_gpu([self.patcher])
@@ -148,6 +159,9 @@ class VAE:
         mm.load_models_gpu([self.patcher])
         return self.first_stage_model.decode(z.to(self.device))
 
+    def get_sd(self):
+        return self.first_stage_model.state_dict()
+
 
 class ControlNet:
     def __init__(self, sd):
@@ -172,3 +186,28 @@ def load_checkpoint_guess_config(ckpt_path, output_vae=True, output_clip=True, o
     clip = CLIP([clip_sd]) if output_clip else None
     vae = VAE(sd=vae_sd) if output_vae else None
     return (model, clip, vae, None)
+
+# ComfyUI 0.33.0 comfy/sd.py save_checkpoint: the text encoder is loaded and its
+# state dict for saving taken, model and text encoder are loaded with their
+# patches, then the model's state dict for saving (a LazyCastingParam for each
+# comfy.ops weight not patched in place) goes to save_torch_file.
+def save_checkpoint(output_path, model, clip=None, vae=None, clip_vision=None, metadata=None, extra_keys={}):
+    clip_sd = None
+    load_models = [model]
+    if clip is not None:
+        load_models.append(clip.load_model())
+        clip_sd = clip.state_dict_for_saving()
+    vae_sd = None
+    if vae is not None:
+        vae_sd = vae.get_sd()
+    if metadata is None:
+        metadata = {}
+    mm.load_models_gpu(load_models)
+    sd = model.state_dict_for_saving(clip_sd, vae_sd, None)
+    for k in extra_keys:
+        sd[k] = extra_keys[k]
+    for k in sd:
+        t = sd[k]
+        if not t.is_contiguous():
+            sd[k] = t.contiguous()
+    comfy.utils.save_torch_file(sd, output_path, metadata=metadata)
