@@ -10,6 +10,10 @@ function unchanged, so models are built by ComfyUI's own code:
 
 Without a running daemon the broker nodes load the stock way on the chosen
 device (session.py warns once).
+
+This module builds the twins of V1 stock nodes (INPUT_TYPES / FUNCTION); a
+stock node that is a V3 node (comfy_api io.ComfyNode) gets V3 twins from
+v3_nodes.py, which run the same run_broker.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from . import devices, dynamic_vram, loading, session
+from . import devices, dynamic_vram, loading, session, v3_nodes
 from .patcher import Placement, adopt_patcher
 from .registry import REGISTRY, inputs_hash, roots_of
 
@@ -74,7 +78,7 @@ def allocation_for(compute: str, virtual_vram_gb: float, donor: str, expert: str
     return ""
 
 
-def _slots(kind: str, device: torch.device) -> Dict[str, torch.device]:
+def slots_for(kind: str, device: torch.device) -> Dict[str, torch.device]:
     if kind == "clip":
         return {"text_encoder": device}
     if kind == "checkpoint":
@@ -99,8 +103,18 @@ def _call_stock(stock_cls, node, kwargs):
     return getattr(stock_cls, stock_cls.FUNCTION)(node, **kwargs)
 
 
-def run_broker(node, stock_cls, kind: str, kwargs: dict):
-    """One broker node execution (see the module docstring)."""
+def _results(out) -> tuple:
+    """A loader's output values: a V1 node's tuple, or a V3 io.NodeOutput's args."""
+    if isinstance(out, tuple):
+        return out
+    return tuple(getattr(out, "result", None) or ())
+
+
+def run_broker(stock: Callable[[dict], object], node_type: str, kind: str, kwargs: dict):
+    """One broker node execution (see the module docstring). stock(inputs) runs
+    the stock loader with its own inputs; node_type names the distorch node (the
+    registry keys and change tokens use it). Returns what stock returns, or, when
+    an already loaded model is reused, the tuple of its outputs."""
     all_inputs = dict(kwargs)
     node_id = kwargs.pop("unique_id", None)
     opts = {k: kwargs.pop(k) for k in BROKER_INPUTS if k in kwargs}
@@ -110,17 +124,16 @@ def run_broker(node, stock_cls, kind: str, kwargs: dict):
     allocation = allocation_for(compute, float(opts.get("virtual_vram_gb", 0.0) or 0.0),
                                 opts.get("donor_device") or "cpu",
                                 str(opts.get("expert_mode_allocations") or ""))
-    slots = _slots(kind, devices.torch_device_for(compute))
+    slots = slots_for(kind, devices.torch_device_for(compute))
 
-    def stock():
-        return _call_stock(stock_cls, node, kwargs)
+    def stock_load():
+        return stock(kwargs)
 
     client = session.client()
     if client is None:
         with devices.override_devices(**slots):
-            return stock()
+            return stock_load()
 
-    node_type = type(node).__name__
     load_key = inputs_hash(node_type, {**kwargs, "compute": compute, "allocation": allocation})
     entry = REGISTRY.lookup(load_key)
     if entry is not None:
@@ -129,11 +142,11 @@ def run_broker(node, stock_cls, kind: str, kwargs: dict):
 
     options = loading.LoadOptions(compute_device=compute, allocation=allocation, keep_loaded=keep)
     with devices.override_devices(initial=torch.device("cpu"), **slots):
-        pins = loading.run_skeleton(stock, options)
+        pins = loading.run_skeleton(stock_load, options)
         adoption = loading.Adoption(mode="real", options=options, client=client, pins=pins)
         try:
             with loading.adopting(adoption):
-                out = stock()
+                out = stock_load()
         except Exception as e:
             for _, loaded in adoption.loaded:
                 try:
@@ -143,18 +156,18 @@ def run_broker(node, stock_cls, kind: str, kwargs: dict):
             if type(e).__name__ == "DaemonUnavailable":
                 session.drop(str(e))
                 with devices.override_devices(**slots):
-                    return stock()
+                    return stock_load()
             if type(e).__name__.endswith("Error") and type(e).__module__.startswith("distorch"):
                 raise RuntimeError(f"distorch: {e}") from e
             raise
     if not adoption.loaded:
         return out
-    patchers = roots_of(tuple(out))
+    patchers = roots_of(_results(out))
     for p in patchers:
         adopt_patcher(p, Placement(compute=compute, devices=adoption.param_devices(p.model)),
                       dynamic_vram.note_demoted)
     name = ", ".join(os.path.basename(path) for path, _ in adoption.loaded)
-    entry = REGISTRY.register(load_key, name, adoption.loaded, tuple(out), keep, node_id,
+    entry = REGISTRY.register(load_key, name, adoption.loaded, _results(out), keep, node_id,
                               inputs_hash(node_type, all_inputs))
     for p in patchers:
         p.model._distorch_placement.entry = entry
@@ -186,12 +199,14 @@ def make_broker_node(stock_cls, kind: str, title: str):
 
         @classmethod
         def IS_CHANGED(cls, **kwargs):
-            return REGISTRY.change_token(cls.__name__, kwargs)
+            return REGISTRY.change_token(node_type, kwargs)
 
         def distorch_load(self, **kwargs):
-            return run_broker(self, stock_cls, kind, kwargs)
+            return run_broker(lambda inputs: _call_stock(stock_cls, self, inputs),
+                              node_type, kind, kwargs)
 
-    Node.__name__ = Node.__qualname__ = "Distorch" + stock_cls.__name__
+    node_type = "Distorch" + stock_cls.__name__
+    Node.__name__ = Node.__qualname__ = node_type
     return Node
 
 
@@ -212,7 +227,7 @@ def make_device_node(stock_cls, kind: str, title: str):
 
         def distorch_device_load(self, device: Optional[str] = None, **kwargs):
             target = devices.torch_device_for(device or devices.default_compute(device_names(False)))
-            with devices.override_devices(**_slots(kind, target)):
+            with devices.override_devices(**slots_for(kind, target)):
                 return _call_stock(stock_cls, self, kwargs)
 
     Node.__name__ = Node.__qualname__ = "Distorch" + stock_cls.__name__ + "Device"
@@ -229,11 +244,17 @@ def build_mappings(stock_mappings: Dict[str, type], include_gguf: bool = True
         stock_cls = stock_mappings.get(stock_name)
         if stock_cls is None:
             continue
-        broker = make_broker_node(stock_cls, kind, title)
+        # ComfyUI runs a V3 node (io.ComfyNode) from its schema, whatever a
+        # subclass sets for V1, so its twins are V3 nodes too (v3_nodes.py)
+        if v3_nodes.is_v3(stock_cls):
+            make_broker, make_device = v3_nodes.make_broker_node, v3_nodes.make_device_node
+        else:
+            make_broker, make_device = make_broker_node, make_device_node
+        broker = make_broker(stock_cls, kind, title)
         classes[broker.__name__] = broker
         titles[broker.__name__] = broker.TITLE
         if (stock_name, kind, title) in STOCK_LOADERS:
-            device_node = make_device_node(stock_cls, kind, title)
+            device_node = make_device(stock_cls, kind, title)
             classes[device_node.__name__] = device_node
             titles[device_node.__name__] = device_node.TITLE
     return classes, titles
