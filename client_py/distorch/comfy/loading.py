@@ -8,6 +8,10 @@ tensor itself the parameter when shape and dtype match. What ComfyUI creates
 on the way (renamed-and-transposed keys, dtype casts) stays the client's own
 memory; `Adoption.summary` counts it for the log.
 
+With ComfyUI's DynamicVRAM on, comfy.ops layers load through their own
+lazy loader instead of torch's; `Adoption.adopt_lazy` does the same there
+(dynamic_vram.py installs that hook).
+
 Before the real load a skeleton pass runs the same loader on meta tensors
 (no data, no broker) to learn which tensors land in modules that ComfyUI
 cannot stream (no cast-at-forward); those blocks are the planner's pins.
@@ -30,11 +34,16 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from . import header, patches
+from . import dynamic_vram, header, patches
 
 logger = logging.getLogger(__name__)
 
 _local = threading.local()
+
+# torch's local_metadata key for load_state_dict(assign=True) (torch >= 2.1).
+ASSIGN_FLAG = "assign_to_params_buffers"
+# The TensorIndex of the broker memory a model's tensors were adopted from.
+BROKER_MEMORY_ATTR = "_distorch_broker_memory"
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,12 @@ class Adoption:
         return loaded
 
     # -- parameter adoption (called from Module._load_from_state_dict) ------
-    def adopt_into(self, module: torch.nn.Module, state_dict: dict, prefix: str) -> None:
+    def adopt_into(self, module: torch.nn.Module, state_dict: dict, prefix: str,
+                   local_metadata: Optional[dict] = None) -> None:
+        # load_state_dict(assign=True) (ComfyUI 0.33 loads that way for a
+        # DynamicVRAM patcher) makes state_dict[key] the parameter as it is,
+        # dtype included: a dtype the module does not use must be cast here.
+        assign = bool((local_metadata or {}).get(ASSIGN_FLAG, False))
         for slot in ("_parameters", "_buffers"):
             tensors = getattr(module, slot)
             for pname, current in list(tensors.items()):
@@ -170,8 +184,37 @@ class Adoption:
                     continue  # not broker memory: ComfyUI copies it (client-owned)
                 if incoming.dtype != current.dtype:
                     self.copied.append((key, nbytes(current), f"{incoming.dtype}->{current.dtype}"))
+                    if assign:
+                        state_dict[key] = incoming.to(current.dtype)
                     continue
                 self._assign(tensors, slot, pname, key, current, incoming, state_dict)
+
+    # -- lazily initialised layers (ComfyUI 0.33 with DynamicVRAM on) -------
+    def adopt_lazy(self, module: torch.nn.Module, state_dict: dict, prefix: str,
+                   local_metadata: dict) -> dict:
+        """For comfy.ops layers that load through
+        disable_weight_init._lazy_load_from_state_dict and never reach
+        Module._load_from_state_dict: that loader clones every tensor unless
+        asked to assign. Broker tensors in the layer's dtype are assigned as
+        they are (the parameter is the broker's memory); a broker tensor in
+        another dtype becomes a copy in the layer's dtype, as a classic load
+        would give; other tensors are cloned as ComfyUI would. Returns the
+        local_metadata to load with (assigning)."""
+        assigning_already = bool(local_metadata.get(ASSIGN_FLAG, False))
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            pname = key[len(prefix):]
+            incoming = state_dict[key]
+            if pname not in ("weight", "bias") or not isinstance(incoming, torch.Tensor):
+                continue
+            if self.index.lookup(incoming) is None:
+                if not assigning_already:
+                    state_dict[key] = incoming.clone()  # ComfyUI's own copy, as without distorch
+                continue
+            want = getattr(module, pname + "_comfy_model_dtype", None) or incoming.dtype
+            if incoming.dtype != want:
+                self.copied.append((key, incoming.numel() * _itemsize(want), f"{incoming.dtype}->{want}"))
+                state_dict[key] = incoming.to(want)
+        return dict(local_metadata, **{ASSIGN_FLAG: True})
 
     @staticmethod
     def _assign(tensors, slot, pname, key, current, incoming, state_dict) -> None:
@@ -188,7 +231,10 @@ class Adoption:
         return tuple(sorted({header.block_of(name) for name in self.unstreamable}))
 
     def param_devices(self, root: torch.nn.Module) -> Dict[str, Optional[str]]:
-        """{param or buffer key: broker device} for `root`; None = client-owned."""
+        """{param or buffer key: broker device} for `root`; None = client-owned.
+        Also leaves the broker's memory map on `root` (BROKER_MEMORY_ATTR),
+        which accounting.py reads to tell ComfyUI's bytes from the broker's."""
+        setattr(root, BROKER_MEMORY_ATTR, self.index)
         out: Dict[str, Optional[str]] = {}
         for key, t in list(root.named_parameters()) + list(root.named_buffers()):
             hit = self.index.lookup(t)
@@ -220,6 +266,10 @@ class Adoption:
                 f"client-owned {fmt_bytes(own)} in {own_tensors} tensor(s) "
                 f"({casts} dtype cast(s) by ComfyUI, the rest created by its key conversion "
                 f"or not in the file)")
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
 
 
 def _accepts(func, name: str) -> bool:
@@ -293,13 +343,17 @@ def install(mm: ModuleType, utils: ModuleType) -> List[patches.Undo]:
         patches.report_left_out("torch.nn.Module._load_from_state_dict", problem,
                                 "Models load with a private copy of every weight.")
     else:
-        def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
             adoption = active()
             if adoption is not None:
-                adoption.adopt_into(self, state_dict, prefix)
-            return original(self, state_dict, prefix, *args, **kwargs)
+                adoption.adopt_into(self, state_dict, prefix, local_metadata)
+            return original(self, state_dict, prefix, local_metadata, *args, **kwargs)
         torch.nn.Module._load_from_state_dict = _load_from_state_dict
         undos.append(lambda: setattr(torch.nn.Module, "_load_from_state_dict", original))
+
+    # ComfyUI 0.33 with DynamicVRAM: adopted models get the classic patcher,
+    # and layers that load lazily still adopt (dynamic_vram.py).
+    undos.extend(dynamic_vram.install(active))
 
     # A model ComfyUI half-builds (skeleton) or still adopts must not be
     # loaded to a device from inside its own loader.

@@ -30,7 +30,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from . import devices, lora, weight_hooks
+from . import accounting, clones, devices, lora, weight_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +77,26 @@ def patcher_class(base: type) -> type:
         def current_loaded_device(self):
             return self.load_device
 
+        def model_size(self) -> int:
+            # ComfyUI sizes loads, evictions and pin budgets by this; broker
+            # memory is resident already and never ComfyUI's to move or pin,
+            # so only this process's own tensors count (accounting.py).
+            return accounting.managed_bytes(self.model)
+
         def loaded_size(self) -> int:
             # The broker already holds the weights where they run: ComfyUI
             # has nothing more to load for them.
             return self.model_size()
+
+        def clone(self, *args, **kwargs):
+            # A clone shares the broker model; a deep clone (force_deepcopy)
+            # is a private stock copy and becomes classic (clones.py).
+            return clones.clone(self, super().clone, base, *args, **kwargs)
+
+        if hasattr(base, "deepclone_multigpu"):  # ComfyUI 0.33: MultiGPU work units
+            def deepclone_multigpu(self, new_load_device=None, *args, **kwargs):
+                return clones.deepclone_multigpu(self, super().deepclone_multigpu, new_load_device,
+                                                 *args, **kwargs)
 
         def _placement(self) -> Placement:
             return getattr(self.model, PLACEMENT_ATTR)
@@ -93,13 +109,16 @@ def patcher_class(base: type) -> type:
             placement = self._placement()
             import comfy.utils
             cast_any = False
+            # set_model_compute_dtype (ComfyUI 0.33: CLIP, training): every
+            # comfy.ops module casts at forward, as ComfyUI's own load does.
+            force_cast = bool(getattr(self, "force_cast_weights", False))
             for name, module in self.model.named_modules():
                 own = [(p, t) for p, t in module._parameters.items() if t is not None]
                 if not own:
                     continue
                 keys = [(f"{name}.{p}" if name else p, p, t) for p, t in own]
                 off = [k for k, _, t in keys if placement.off_compute(k, t, device_to)]
-                if not off:
+                if not off and not (force_cast and hasattr(module, "comfy_cast_weights")):
                     continue
                 if hasattr(module, "comfy_cast_weights"):
                     if not getattr(module, "_distorch_cast", False):

@@ -1,4 +1,5 @@
-"""ComfyUI-shaped model management (names and signatures of ComfyUI 0.8.0).
+"""ComfyUI-shaped model management (names and signatures of ComfyUI 0.8.0; loading,
+freeing and pinned-memory accounting of ComfyUI 0.33.0).
 
 CALLS records every call of the functions distorch patches or relies on, so
 tests can check order and that a no-op really called nothing."""
@@ -75,12 +76,96 @@ def cast_to_device(tensor, device, dtype, copy=False):
     return cast_to(tensor, dtype=dtype, device=device, copy=copy)
 
 
+# ComfyUI 0.33.0 comfy/model_management.py: EXTRA_RESERVED_VRAM (400 MiB off
+# Windows), extra_reserved_memory, minimum_inference_memory.
+EXTRA_RESERVED_VRAM = 400 * 1024 * 1024
+
+
+def extra_reserved_memory():
+    return EXTRA_RESERVED_VRAM
+
+
 def minimum_inference_memory():  # 0.33.0: 0.8 GiB + reserve (read by MaxSpeed weight hooks)
-    return (1024 * 1024 * 1024) * 0.8
+    return (1024 * 1024 * 1024) * 0.8 + extra_reserved_memory()
+
+
+FREE_VRAM = [1 << 34]       # what get_free_memory answers for a non-cpu device (tests set it)
+AVAILABLE_RAM = [1 << 36]   # psutil.virtual_memory().available in 0.33.0 (tests set it)
 
 
 def get_free_memory(dev=None, torch_free_too=False):
-    return (1 << 34, 0) if torch_free_too else 1 << 34
+    free = 1 << 34 if is_device_cpu(dev) or dev is None else FREE_VRAM[0]
+    return (free, 0) if torch_free_too else free
+
+
+def archive_model_dtypes(model):  # 0.33.0: each parameter's dtype, for lazy ops and DynamicVRAM
+    for name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            setattr(module, f"{param_name}_comfy_model_dtype", param.dtype)
+        for buf_name, buf in module.named_buffers(recurse=False):
+            setattr(module, f"{buf_name}_comfy_model_dtype", buf.dtype)
+
+
+# -- pinned memory: ComfyUI 0.33.0 comfy/model_management.py -----------------
+# TOTAL_PINNED_MEMORY counts every pin ComfyUI made (pin_memory for classic
+# patchers' offloaded weights, DynamicVRAM's HostBuffers). Before a classic
+# load, free_memory(pins_required=model_memory()) makes room: ensure_pin_budget
+# and ensure_pin_registerable unpin DynamicVRAM models (models_for_pin_eviction
+# yields only dynamic ones) until the new pins fit.
+PINNED_MEMORY = {}
+TOTAL_PINNED_MEMORY = 0
+MAX_PINNED_MEMORY = 1 << 35
+PIN_PRESSURE_HYSTERESIS = 256 * 1024 * 1024
+
+
+def pin_memory(tensor):
+    global TOTAL_PINNED_MEMORY
+    if MAX_PINNED_MEMORY <= 0 or not is_device_cpu(tensor.device) or tensor.data_ptr() in PINNED_MEMORY:
+        return False
+    size = tensor.numel() * tensor.element_size()
+    ensure_pin_registerable(size)
+    PINNED_MEMORY[tensor.data_ptr()] = size
+    TOTAL_PINNED_MEMORY += size
+    return True
+
+
+def unpin_memory(tensor):
+    global TOTAL_PINNED_MEMORY
+    size = PINNED_MEMORY.pop(tensor.data_ptr(), None)
+    if size is None:
+        return False
+    TOTAL_PINNED_MEMORY -= size
+    return True
+
+
+def models_for_pin_eviction():
+    for loaded_model in current_loaded_models:
+        model = loaded_model.model
+        if model is not None and model.is_dynamic():
+            yield model
+
+
+def free_pins(size, registrations=False):
+    freed = 0
+    for model in models_for_pin_eviction():
+        if size - freed <= 0:
+            break
+        unpin = model.unregister_inactive_pins if registrations else model.partially_unload_ram
+        freed += unpin(size - freed)
+    return freed
+
+
+def ensure_pin_budget(size):
+    import comfy.memory_management
+    shortfall = size + max(comfy.memory_management.RAM_CACHE_HEADROOM / 2, 2048 * 1024 ** 2) - AVAILABLE_RAM[0]
+    if shortfall <= 0:
+        return True
+    return free_pins(shortfall + PIN_PRESSURE_HYSTERESIS) >= shortfall
+
+
+def ensure_pin_registerable(size):
+    shortfall = TOTAL_PINNED_MEMORY + size - MAX_PINNED_MEMORY
+    return shortfall <= 0 or free_pins(shortfall, registrations=True) >= shortfall
 
 
 class LoadedModel:
@@ -143,33 +228,99 @@ def cleanup_models():
         current_loaded_models.pop(i)
 
 
-def free_memory(memory_required, device, keep_loaded=[]):
+# ComfyUI 0.33.0 free_memory: models on `device` are unloaded, least
+# offloaded first, until memory_required fits in the free memory; a dynamic
+# model is never unloaded for another dynamic load; then, for a classic load,
+# the pin budget is made (ensure_pin_budget / ensure_pin_registerable).
+def free_memory(memory_required, device, keep_loaded=[], for_dynamic=False, pins_required=0, ram_required=0):
     CALLS.append(("free_memory", str(device), len(keep_loaded)))
-    unloaded = []
+    unloaded_model = []
+    can_unload = []
     for i in range(len(current_loaded_models) - 1, -1, -1):
-        m = current_loaded_models[i]
-        if m.device == device and m not in keep_loaded and not m.is_dead():
-            if m.model_unload(memory_required):
-                unloaded.append(current_loaded_models.pop(i))
+        shift_model = current_loaded_models[i]
+        if (device is None or shift_model.device == device) and shift_model not in keep_loaded \
+                and not shift_model.is_dead():
+            can_unload.append((-shift_model.model_offloaded_memory(), sys.getrefcount(shift_model.model),
+                               shift_model.model_memory(), i))
+            shift_model.currently_used = False
+    for x in sorted(can_unload):
+        i = x[-1]
+        memory_to_free = 0 if device is None else memory_required - get_free_memory(device)
+        if current_loaded_models[i].model.is_dynamic() and for_dynamic:
+            memory_required -= current_loaded_models[i].model.loaded_size()
+            memory_to_free = 0
+        if memory_to_free > 0 and current_loaded_models[i].model_unload(memory_to_free):
+            unloaded_model.append(i)
+    unloaded = [current_loaded_models.pop(i) for i in sorted(unloaded_model, reverse=True)]
+    if not for_dynamic and pins_required > 0:
+        ensure_pin_budget(pins_required)
+        ensure_pin_registerable(pins_required)
     if unloaded:
         soft_empty_cache()
     return unloaded
 
 
+# ComfyUI 0.33.0 load_models_gpu, with vram_state HIGH_VRAM (full loads):
+# per device, free model_memory_required() * 1.1 + the inference reserve, and
+# a classic (non-dynamic) model asks for model_memory() bytes of pin budget.
 def load_models_gpu(models, memory_required=0, force_patch_weights=False,
                     minimum_memory_required=None, force_full_load=False):
     CALLS.append("load_models_gpu")
+    inference_memory = minimum_inference_memory()
+    extra_mem = max(inference_memory, memory_required + extra_reserved_memory())
+    if minimum_memory_required is None:
+        minimum_memory_required = extra_mem
+    else:
+        minimum_memory_required = max(inference_memory, minimum_memory_required + extra_reserved_memory())
+    models_temp = {}
+    for m in models:
+        models_temp[m] = None
+        for mm in m.model_patches_models():
+            models_temp[mm] = None
+    models = list(models_temp)
+    models.reverse()
+    models_to_load = []
+    free_for_dynamic = True
     for x in models:
-        loaded = LoadedModel(x)
-        if loaded in current_loaded_models:
-            current_loaded_models[current_loaded_models.index(loaded)].currently_used = True
-            continue
-        for i in [i for i, m in enumerate(current_loaded_models) if x.is_clone(m.model)][::-1]:
+        if not x.is_dynamic():
+            free_for_dynamic = False
+        loaded_model = LoadedModel(x)
+        if loaded_model in current_loaded_models:
+            loaded = current_loaded_models[current_loaded_models.index(loaded_model)]
+            loaded.currently_used = True
+            models_to_load.append(loaded)
+        else:
+            models_to_load.append(loaded_model)
+    for loaded_model in models_to_load:
+        # (a model already loaded is its own clone: popped too, then loaded again)
+        for i in [i for i, m in enumerate(current_loaded_models) if loaded_model.model.is_clone(m.model)][::-1]:
             old = current_loaded_models.pop(i)
             old.model.detach(unpatch_all=False)
             old.model_finalizer.detach()
-        loaded.model_load(0 if force_full_load else 1e32, force_patch_weights)
-        current_loaded_models.insert(0, loaded)
+    total_memory_required = {}
+    total_pins_required = {}
+    for loaded_model in models_to_load:
+        device = loaded_model.device
+        total_memory_required[device] = total_memory_required.get(device, 0) + loaded_model.model_memory_required(device)
+        if not loaded_model.model.is_dynamic():
+            total_pins_required[device] = total_pins_required.get(device, 0) + loaded_model.model_memory()
+    for device in total_memory_required:
+        if device != torch.device("cpu"):
+            free_memory(total_memory_required[device] * 1.1 + extra_mem, device, for_dynamic=free_for_dynamic,
+                        pins_required=total_pins_required.get(device, 0))
+    for device in total_memory_required:
+        if device != torch.device("cpu") and get_free_memory(device) < minimum_memory_required:
+            free_memory(minimum_memory_required, device, for_dynamic=free_for_dynamic)
+    for loaded_model in models_to_load:
+        loaded_model.model_load(0, force_patch_weights)
+        current_loaded_models.insert(0, loaded_model)
+
+
+def unload_model_and_clones(model, unload_additional_models=True, all_devices=False):
+    # 0.33.0: unload `model` and every loaded clone of it (multigpu deep clones)
+    for i in [i for i, m in enumerate(current_loaded_models) if m.model is not None and model.is_clone(m.model)][::-1]:
+        if current_loaded_models[i].model_unload():
+            current_loaded_models.pop(i)
 
 
 def load_model_gpu(model):

@@ -107,6 +107,8 @@ class ModelPatcher:
         self.forced_hooks = None
         self.is_clip = False
         self.hook_mode = comfy.hooks.EnumHookMode.MaxSpeed
+        self.force_cast_weights = False   # 0.33.0
+        self.cached_patcher_init = None   # 0.33.0: (loader, args[, index]) to rebuild the model
         for attr, value in (("model_loaded_weight_memory", 0), ("model_lowvram", False),
                             ("current_weight_patches_uuid", None), ("lowvram_patch_counter", 0)):
             if not hasattr(self.model, attr):
@@ -121,15 +123,47 @@ class ModelPatcher:
     def loaded_size(self):
         return self.model.model_loaded_weight_memory
 
-    def clone(self, disable_dynamic=False, model_override=None, force_deepcopy=False):  # 0.33.0 signature
-        n = self.__class__(self.model, self.load_device, self.offload_device, self.model_size(),
-                           weight_inplace_update=self.weight_inplace_update)
+    def is_dynamic(self):  # 0.33.0: ModelPatcherDynamic answers True
+        return False
+
+    # 0.33.0 set_model_compute_dtype: CLIP sets float32; the classic load then
+    # casts every comfy.ops module at forward (force_cast_weights).
+    def set_model_compute_dtype(self, dtype):
+        self.object_patches["manual_cast_dtype"] = dtype
+        if dtype is not None:
+            self.force_cast_weights = True
+        self.patches_uuid = uuid.uuid4()
+
+    def get_clone_model_override(self):  # 0.33.0
+        return self.model, (self.backup, self.object_patches_backup)
+
+    # 0.33.0 clone: a dynamic patcher cloned with disable_dynamic, or any
+    # patcher with force_deepcopy, gets a model rebuilt by cached_patcher_init
+    # (the loader run again with disable_dynamic=True); otherwise the clone
+    # shares self.model and its backups.
+    def clone(self, disable_dynamic=False, model_override=None, force_deepcopy=False):
+        class_ = self.__class__
+        if self.is_dynamic() and disable_dynamic or force_deepcopy:
+            if self.is_dynamic() and disable_dynamic:
+                class_ = ModelPatcher
+            if model_override is None:
+                if self.cached_patcher_init is None:
+                    raise RuntimeError("Cannot create non-dynamic delegate: cached_patcher_init is not initialized.")
+                temp = self.cached_patcher_init[0](*self.cached_patcher_init[1], disable_dynamic=True)
+                if len(self.cached_patcher_init) > 2:
+                    temp = temp[self.cached_patcher_init[2]]
+                model_override = temp.get_clone_model_override()
+        if model_override is None:
+            model_override = self.get_clone_model_override()
+        n = class_(model_override[0], self.load_device, self.offload_device, self.model_size(),
+                   weight_inplace_update=self.weight_inplace_update)
         n.patches = {k: v[:] for k, v in self.patches.items()}
         n.patches_uuid = self.patches_uuid
         n.object_patches = self.object_patches.copy()
-        n.backup = self.backup
-        n.object_patches_backup = self.object_patches_backup
+        n.backup, n.object_patches_backup = model_override[1]
         n.parent = self
+        n.force_cast_weights = self.force_cast_weights
+        n.cached_patcher_init = self.cached_patcher_init
         # 0.33.0 clone: hook patches copied, hook_backup shared, hooks cloned.
         n.hook_patches = {k: dict(v) for k, v in self.hook_patches.items()}
         n.hook_patches_backup = self.hook_patches_backup
@@ -139,6 +173,23 @@ class ModelPatcher:
         n.forced_hooks = self.forced_hooks.clone() if self.forced_hooks else self.forced_hooks
         n.is_clip = self.is_clip
         n.hook_mode = self.hook_mode
+        return n
+
+    # 0.33.0 deepclone_multigpu: the loader's factory builds a fresh model;
+    # the clone takes it with empty backups and the new load device.
+    def deepclone_multigpu(self, new_load_device=None, models_cache=None):
+        if self.cached_patcher_init is None:
+            raise RuntimeError("Cannot create multigpu deepclone of {}: the loader that produced this model "
+                               "does not support multigpu (cached_patcher_init is not initialized)."
+                               .format(self.model.__class__.__name__))
+        comfy.model_management.unload_model_and_clones(self)
+        temp = self.cached_patcher_init[0](*self.cached_patcher_init[1])
+        if len(self.cached_patcher_init) > 2:
+            temp = temp[self.cached_patcher_init[2]]
+        n = self.clone(model_override=(temp.model, ({}, {})))
+        n.hook_backup = {}
+        if new_load_device is not None:
+            n.load_device = new_load_device
         return n
 
     def is_clone(self, other):
@@ -432,6 +483,9 @@ class ModelPatcher:
                     self.patch_weight_to_device(key, device_to=device_to)
             if hasattr(m, "comfy_cast_weights"):
                 m.comfy_patched_weights = True
+                if self.force_cast_weights:  # 0.33.0 load: cast_weight = self.force_cast_weights
+                    m.prev_comfy_cast_weights = m.comfy_cast_weights
+                    m.comfy_cast_weights = True
         self.model.to(device_to)
         self.model.device = device_to
         self.model.model_loaded_weight_memory = self.model_size()
@@ -501,7 +555,87 @@ class ModelPatcher:
     def current_loaded_device(self):
         return self.model.device
 
+    def model_patches_models(self):  # 0.33.0: load_models_gpu loads these too
+        return []
 
-# Newer ComfyUI builds diffusion models with CoreModelPatcher, which is
-# ModelPatcherDynamic when DynamicVRAM is on.
+    # 0.33.0: "Pinned memory pressure tracking is only implemented for
+    # DynamicVram loading" -- the classic patcher reports none.
+    def pinned_memory_size(self):
+        return 0
+
+    def loaded_ram_size(self):
+        return 0
+
+    def partially_unload_ram(self, ram_to_unload):
+        return 0
+
+
+class ModelPatcherDynamic(ModelPatcher):
+    """ComfyUI 0.33.0 comfy/model_patcher.py ModelPatcherDynamic, only what
+    distorch meets: __new__ hands out a classic ModelPatcher for a CPU load
+    device; weights stay where they are (no move on load); its host copies
+    are pinned at load and counted in TOTAL_PINNED_MEMORY (0.33.0 pins them
+    at first use in per-device HostBuffers); load_models_gpu's pin pressure
+    takes them back with partially_unload_ram / unregister_inactive_pins."""
+
+    def __new__(cls, model=None, load_device=None, offload_device=None, size=0, weight_inplace_update=False):
+        if load_device is not None and comfy.model_management.is_device_cpu(load_device):
+            return ModelPatcher(model, load_device, offload_device, size, weight_inplace_update)
+        return super().__new__(cls)
+
+    def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+        super().__init__(model, load_device, offload_device, size, weight_inplace_update)
+        if not hasattr(self.model, "dynamic_pins"):
+            self.model.dynamic_pins = {}
+        self.model.dynamic_pins.setdefault(self.load_device, {"pinned": 0, "active": False,
+                                                              "current_prompt": False})
+        if not hasattr(self.model, "dynamic_patchers"):
+            self.model.dynamic_patchers = set()
+        self.model.dynamic_patchers.add(id(self))
+
+    def is_dynamic(self):
+        return True
+
+    def load(self, device_to=None, lowvram_model_memory=0, force_patch_weights=False, full_load=False, dirty=False):
+        pin_state = self.model.dynamic_pins[self.load_device]
+        if pin_state["pinned"] == 0:
+            pin_state["pinned"] = comfy.model_management.module_size(self.model)
+            comfy.model_management.TOTAL_PINNED_MEMORY += pin_state["pinned"]
+        pin_state["active"] = True
+        self.model.device = device_to
+        self.model.current_weight_patches_uuid = self.patches_uuid
+
+    def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
+        self.load(device_to)
+        return None  # 0.33.0: "Hit the custom node devs with a None"
+
+    def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False):
+        return 0
+
+    def unpatch_model(self, device_to=None, unpatch_weights=True):
+        super().unpatch_model(device_to=None, unpatch_weights=False)
+        if unpatch_weights:
+            self.partially_unload_ram(1e32)
+
+    def pinned_memory_size(self):
+        return self.model.dynamic_pins[self.load_device]["pinned"]
+
+    def loaded_ram_size(self):
+        return self.pinned_memory_size()
+
+    def partially_unload_ram(self, ram_to_unload, subsets=None):
+        pin_state = self.model.dynamic_pins[self.load_device]
+        freed = int(min(pin_state["pinned"], ram_to_unload))
+        pin_state["pinned"] -= freed
+        comfy.model_management.TOTAL_PINNED_MEMORY = max(0, comfy.model_management.TOTAL_PINNED_MEMORY - freed)
+        if freed:
+            comfy.model_management.CALLS.append(("unpin", self.model.__class__.__name__, freed))
+        return freed
+
+    def unregister_inactive_pins(self, ram_to_unload, subsets=None):
+        return self.partially_unload_ram(ram_to_unload, subsets)
+
+
+# ComfyUI 0.33.0: CoreModelPatcher = ModelPatcher, and main.py sets it to
+# ModelPatcherDynamic when comfy-aimdo initialises (DynamicVRAM on).
 CoreModelPatcher = ModelPatcher

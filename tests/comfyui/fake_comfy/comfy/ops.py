@@ -1,6 +1,7 @@
 """Cast-at-forward layers shaped like ComfyUI's comfy.ops."""
 import torch
 
+import comfy.memory_management
 import comfy.model_management
 
 
@@ -31,7 +32,66 @@ class CastWeightBiasOp:
 
 
 class disable_weight_init:
+    # ComfyUI 0.33.0 comfy/ops.py disable_weight_init._lazy_load_from_state_dict:
+    # with DynamicVRAM on, Linear loads here instead of through
+    # Module._load_from_state_dict; each tensor is cloned unless load_state_dict
+    # was called with assign=True. (0.33.0 walks every key of the state dict
+    # it gets, which torch 2.x narrows to this module; torch 1.13 passes the
+    # whole dict, so the fake keeps to `prefix`.)
+    @staticmethod
+    def _lazy_load_from_state_dict(module, state_dict, prefix, local_metadata,
+                                   missing_keys, unexpected_keys, weight_shape,
+                                   bias_shape=None):
+        assign_to_params_buffers = local_metadata.get("assign_to_params_buffers", False)
+        prefix_len = len(prefix)
+        for k, v in state_dict.items():
+            if not k.startswith(prefix):
+                continue
+            key = k[prefix_len:]
+            if key == "weight":
+                if not assign_to_params_buffers:
+                    v = v.clone()
+                module.weight = torch.nn.Parameter(v, requires_grad=False)
+            elif bias_shape is not None and key == "bias" and v is not None:
+                if not assign_to_params_buffers:
+                    v = v.clone()
+                module.bias = torch.nn.Parameter(v, requires_grad=False)
+            elif "." not in key:
+                unexpected_keys.append(k)
+        if module.weight is None:
+            module.weight = torch.nn.Parameter(torch.zeros(weight_shape), requires_grad=False)
+            missing_keys.append(prefix + "weight")
+        if bias_shape is not None and module.bias is None and getattr(module, "comfy_need_lazy_init_bias", False):
+            module.bias = torch.nn.Parameter(torch.zeros(bias_shape), requires_grad=False)
+            missing_keys.append(prefix + "bias")
+
     class Linear(torch.nn.Linear, CastWeightBiasOp):
+        # 0.33.0: with aimdo on (and a subclass that does not bring its own
+        # loader) the layer starts without weights and loads lazily.
+        def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+            if (not comfy.memory_management.aimdo_enabled
+                    or type(self)._load_from_state_dict is not disable_weight_init.Linear._load_from_state_dict):
+                super().__init__(in_features, out_features, bias, device, dtype)
+                return
+            torch.nn.Module.__init__(self)
+            self.in_features = in_features
+            self.out_features = out_features
+            self.weight = None
+            self.bias = None
+            self.comfy_need_lazy_init_bias = bias
+            self.weight_comfy_model_dtype = dtype
+            self.bias_comfy_model_dtype = dtype
+
+        def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                                  strict, missing_keys, unexpected_keys, error_msgs):
+            if (not comfy.memory_management.aimdo_enabled
+                    or type(self)._load_from_state_dict is not disable_weight_init.Linear._load_from_state_dict):
+                return super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                                     missing_keys, unexpected_keys, error_msgs)
+            disable_weight_init._lazy_load_from_state_dict(
+                self, state_dict, prefix, local_metadata, missing_keys, unexpected_keys,
+                weight_shape=(self.in_features, self.out_features), bias_shape=(self.out_features,))
+
         def reset_parameters(self):
             return None
 

@@ -3,6 +3,8 @@
 Like ComfyUI: the loaders read the file with comfy.utils.load_torch_file, build
 the model from comfy.ops layers, copy the weights in with load_state_dict, and
 wrap it in a ModelPatcher whose load device comes from model_management."""
+import inspect
+
 import torch
 
 import comfy.hooks
@@ -79,7 +81,21 @@ def _weight_dtype(sd):
     return torch.float32
 
 
-def load_diffusion_model_state_dict(sd, model_options={}, metadata=None):
+def _load_state_dict(module, sd, assign):
+    # ComfyUI 0.33.0 loads with load_state_dict(sd, strict=False,
+    # assign=patcher.is_dynamic()); torch < 2.1 has no assign (ComfyUI 0.33
+    # needs torch 2), so there the fake loads the classic way.
+    if assign and "assign" in inspect.signature(torch.nn.Module.load_state_dict).parameters:
+        return module.load_state_dict(sd, strict=False, assign=True)
+    return module.load_state_dict(sd, strict=False)
+
+
+def _patcher_class(disable_dynamic):
+    # 0.33.0 comfy/sd.py: ModelPatcher if disable_dynamic else CoreModelPatcher
+    return comfy.model_patcher.ModelPatcher if disable_dynamic else comfy.model_patcher.CoreModelPatcher
+
+
+def load_diffusion_model_state_dict(sd, model_options={}, metadata=None, disable_dynamic=False):
     temp = comfy.utils.state_dict_prefix_replace(sd, {UNET_PREFIX: ""}, filter_keys=True)
     if len(temp) > 0:
         sd = temp
@@ -89,30 +105,38 @@ def load_diffusion_model_state_dict(sd, model_options={}, metadata=None):
     load_device = mm.get_torch_device()
     offload_device = mm.unet_offload_device()
     model = TinyUNet(dtype=dtype)
+    mm.archive_model_dtypes(model)  # 0.33.0 BaseModel.__init__
+    model_patcher = _patcher_class(disable_dynamic)(model, load_device=load_device, offload_device=offload_device)
     model = model.to(offload_device)
-    model.load_state_dict(sd, strict=False)
-    return comfy.model_patcher.CoreModelPatcher(model, load_device=load_device, offload_device=offload_device)
+    _load_state_dict(model, sd, assign=model_patcher.is_dynamic())  # 0.33.0 load_model_weights
+    return model_patcher
 
 
-def load_diffusion_model(unet_path, model_options={}):
+def load_diffusion_model(unet_path, model_options={}, disable_dynamic=False):
     sd, metadata = comfy.utils.load_torch_file(unet_path, return_metadata=True)
-    model = load_diffusion_model_state_dict(sd, model_options=model_options, metadata=metadata)
+    model = load_diffusion_model_state_dict(sd, model_options=model_options, metadata=metadata,
+                                            disable_dynamic=disable_dynamic)
     if model is None:
         raise RuntimeError("ERROR: Could not detect model type of: {}".format(unet_path))
+    model.cached_patcher_init = (load_diffusion_model, (unet_path, model_options))  # 0.33.0
     return model
 
 
 class CLIP:
-    def __init__(self, state_dicts=(), model_options={}):
+    def __init__(self, state_dicts=(), model_options={}, disable_dynamic=False):
         load_device = model_options.get("load_device", mm.text_encoder_device())
         offload_device = mm.text_encoder_offload_device()
         initial = mm.text_encoder_initial_device(load_device, offload_device, 0)
         encoders = [TinyTextEncoder(dtype=_weight_dtype(sd), device=initial) for sd in state_dicts]
         self.cond_stage_model = torch.nn.ModuleList(encoders)
+        mm.archive_model_dtypes(self.cond_stage_model)
+        # 0.33.0 CLIP.__init__: patcher first, compute dtype float32, then
+        # load_sd with assign=patcher.is_dynamic().
+        self.patcher = _patcher_class(disable_dynamic)(self.cond_stage_model, load_device=load_device,
+                                                       offload_device=offload_device)
+        self.patcher.set_model_compute_dtype(torch.float32)
         for encoder, sd in zip(encoders, state_dicts):
-            encoder.load_state_dict(TinyTextEncoder.convert(sd), strict=False)
-        self.patcher = comfy.model_patcher.ModelPatcher(self.cond_stage_model, load_device=load_device,
-                                                        offload_device=offload_device)
+            _load_state_dict(encoder, TinyTextEncoder.convert(sd), assign=self.patcher.is_dynamic())
         self.patcher.hook_mode = comfy.hooks.EnumHookMode.MinVram  # 0.33.0 CLIP.__init__
         self.patcher.is_clip = True
         if initial == load_device:
@@ -137,23 +161,35 @@ class CLIP:
         return torch.stack([e(tokens.to(self.patcher.load_device)) for e in self.cond_stage_model]).sum(0)
 
 
-def load_text_encoder_state_dicts(state_dicts=[], embedding_directory=None, clip_type=None, model_options={}):
-    return CLIP(state_dicts, model_options)
+def load_text_encoder_state_dicts(state_dicts=[], embedding_directory=None, clip_type=None, model_options={},
+                                  disable_dynamic=False):
+    return CLIP(state_dicts, model_options, disable_dynamic=disable_dynamic)
 
 
-def load_clip(ckpt_paths, embedding_directory=None, clip_type=None, model_options={}):
+def load_clip_model_patcher(ckpt_paths, embedding_directory=None, clip_type=None, model_options={},
+                            disable_dynamic=False):  # 0.33.0: the CLIP's cached_patcher_init
+    return load_clip(ckpt_paths, embedding_directory, clip_type, model_options, disable_dynamic).patcher
+
+
+def load_clip(ckpt_paths, embedding_directory=None, clip_type=None, model_options={}, disable_dynamic=False):
     clip_data = [comfy.utils.load_torch_file(p, safe_load=True) for p in ckpt_paths]
-    return load_text_encoder_state_dicts(clip_data, clip_type=clip_type, model_options=model_options)
+    clip = load_text_encoder_state_dicts(clip_data, clip_type=clip_type, model_options=model_options,
+                                         disable_dynamic=disable_dynamic)
+    clip.patcher.cached_patcher_init = (load_clip_model_patcher,
+                                        (ckpt_paths, embedding_directory, clip_type, model_options))
+    return clip
 
 
 class VAE:
     def __init__(self, sd=None, device=None):
         self.first_stage_model = TinyVAE(dtype=_weight_dtype(sd))
-        self.first_stage_model.load_state_dict(sd, strict=False)
         self.device = device or mm.vae_device()
         self.first_stage_model.to(_weight_dtype(sd))
-        self.patcher = comfy.model_patcher.ModelPatcher(self.first_stage_model, load_device=self.device,
-                                                        offload_device=torch.device("cpu"))
+        mm.archive_model_dtypes(self.first_stage_model)
+        # 0.33.0 VAE.__init__: CoreModelPatcher, then load_state_dict(assign=is_dynamic())
+        self.patcher = comfy.model_patcher.CoreModelPatcher(self.first_stage_model, load_device=self.device,
+                                                            offload_device=torch.device("cpu"))
+        _load_state_dict(self.first_stage_model, sd, assign=self.patcher.is_dynamic())
 
     def decode(self, z):
         mm.load_models_gpu([self.patcher])
@@ -186,6 +222,7 @@ def load_checkpoint_guess_config(ckpt_path, output_vae=True, output_clip=True, o
     clip = CLIP([clip_sd]) if output_clip else None
     vae = VAE(sd=vae_sd) if output_vae else None
     return (model, clip, vae, None)
+
 
 # ComfyUI 0.33.0 comfy/sd.py save_checkpoint: the text encoder is loaded and its
 # state dict for saving taken, model and text encoder are loaded with their
