@@ -10,6 +10,7 @@ PACKAGES=(
   libtorch-dev
   python3 python3-grpcio python3-protobuf python3-torch python3-pytest python3-numpy
   clang
+  debootstrap   # the torch-2 chroot of scripts/torch2-env.sh (Python tests on torch 2.x)
 )
 
 missing=()
