@@ -7,8 +7,11 @@ Reads JSON commands, one per line, on stdin; answers one JSON line each:
   {"op": "native", "role_file": "x.safetensors"}    stock UNETLoader + RunModel
   {"op": "inspect", "node": "id"}                    where the node's weights live
   {"op": "rss"}                                      RssAnon / RssShmem in kB
+  {"op": "encode", "prompt": {...}, "node": "id", "tokens": [[...]]}   a CLIP node's encode
+  {"op": "broker_bytes", "node": "id"}               sha256 of each broker tensor's bytes
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -26,7 +29,9 @@ from main import free_flow  # noqa: E402
 
 folder_paths.MODELS_DIR = os.environ["FAKE_COMFY_MODELS"]
 classes, _ = dc.setup(nodes.NODE_CLASS_MAPPINGS)
-executor = PromptExecutor({**nodes.NODE_CLASS_MAPPINGS, **classes})
+from comfy_extras import nodes_hooks, nodes_model_merging  # noqa: E402  (ComfyUI's extras: hooks, saving)
+executor = PromptExecutor({**nodes.NODE_CLASS_MAPPINGS, **nodes_hooks.NODE_CLASS_MAPPINGS,
+                           **nodes_model_merging.NODE_CLASS_MAPPINGS, **classes})
 
 
 def rss():
@@ -47,7 +52,8 @@ def handle(cmd):
     op = cmd["op"]
     if op == "prompt":
         out = executor.execute(cmd["prompt"], cmd["node"])
-        return {"result": tolist(out[0]), "executed": list(executor.executed)}
+        first = out[0] if isinstance(out, (tuple, list)) and out else None  # output nodes return {}
+        return {"result": tolist(first), "executed": list(executor.executed)}
     if op == "free":
         free_flow(executor, cmd.get("unload_models", False), cmd.get("free_memory", False))
         return {}
@@ -68,6 +74,16 @@ def handle(cmd):
                                if getattr(m, "_distorch_cast", False))}
     if op == "rss":
         return rss()
+    if op == "encode":
+        clip = executor.execute(cmd["prompt"], cmd["node"])[0]
+        return {"result": tolist(clip.encode(torch.tensor(cmd["tokens"])))}
+    if op == "broker_bytes":
+        out = executor.outputs[cmd["node"]][1][0]
+        patcher = getattr(out, "patcher", out)
+        loaded = patcher.model._distorch_placement.entry.loaded[0][1]
+        return {"model_id": loaded.model_id,
+                "sha256": {n: hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()
+                           for n, t in loaded.tensors.items()}}
     raise ValueError(op)
 
 

@@ -299,3 +299,12 @@ def test_patch_weight_to_device_in_place_request_makes_a_copy(env):
     model.unpatch_model()
     assert same_memory(model.model.blocks[1].proj.weight, params[key])
     assert_broker_untouched(env, files(env))
+
+
+def test_clip_save_of_a_hooked_clip_equals_stock(env):
+    """Stock CLIPSave loads the CLIP first, so its forced hooks are in the file."""
+    c = hooked_clip(clip(env))
+    got = save_with(lambda p: nodes_model_merging.CLIPSave().save(c, p), "broker")
+    native = hooked_clip(nodes.CLIPLoader().load_clip(env.names["te_a"])[0])
+    assert_same_files(got, save_with(lambda p: nodes_model_merging.CLIPSave().save(native, p), "stock"))
+    assert_broker_untouched(env, files(env))
