@@ -16,8 +16,13 @@ streamed in chunks, so multi-GiB files need little memory.
 
 As a library (``sys.path.insert(0, "tests/tools")``)::
 
-    from make_model import write_safetensors, write_gguf
+    from make_model import write_safetensors, write_gguf, write_gguf_arrays
     write_safetensors(path, {"w": np.zeros((2, 3), np.float16)}, {"k": "v"})
+    write_gguf_arrays(path, {"w": ("Q8_0", np.ones((2, 64), np.float32))}, {})
+
+GGUF files hold genuine GGML blocks: Q8_0, Q4_0 and Q4_K tensors are
+quantised from float values (QUANTIZERS), other quantised types get random
+bytes of the right length.
 """
 
 from __future__ import annotations
@@ -49,6 +54,90 @@ GGML_TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q4_1": (
               "I16": (25, 1, 2), "I32": (26, 1, 4), "I64": (27, 1, 8), "F64": (28, 1, 8),
               "BF16": (30, 1, 2)}
 _CHUNK = 8 << 20
+
+
+# ---------------------------------------------------------------- GGML blocks
+# Quantisers for the block layouts of ggml's src/ggml-common.h, written from
+# those struct definitions (little-endian, fp16 scales):
+#   block_q8_0 {half d; int8 qs[32]}                    x = d * qs[i]
+#   block_q4_0 {half d; uint8 qs[16]}                   x = d * (nibble - 8);
+#       qs[j] low nibble is element j, high nibble element j + 16
+#   block_q4_K {half d; half dmin; uint8 scales[12]; uint8 qs[128]}  (256 elements)
+#       8 sub-blocks of 32, each with a 6-bit scale sc and 6-bit min m packed
+#       in scales[12]; x = d * sc * nibble - dmin * m. qs holds 4 groups of 32
+#       bytes: low nibbles are sub-block 2g, high nibbles sub-block 2g + 1.
+# The quantisers are simple (one pass, no error search like ggml's
+# make_qkx2_quants); the bytes are valid blocks that any GGML reader decodes.
+
+
+def _blocks(values: np.ndarray, block: int) -> np.ndarray:
+    rows = np.asarray(values, dtype=np.float32)
+    if rows.ndim == 0 or rows.shape[-1] % block:
+        raise ValueError(f"rows of {rows.shape[-1:]} elements are not whole blocks of {block}")
+    return rows.reshape(-1, block)
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """C's roundf (ggml rounds this way; numpy's round is to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _safe_inverse(d: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.where(d == 0, 0.0, 1.0 / np.where(d == 0, 1.0, d)).astype(np.float32)
+
+
+def quantize_q8_0(values: np.ndarray) -> bytes:
+    b = _blocks(values, 32)
+    d = (np.abs(b).max(axis=1, keepdims=True) / 127).astype(np.float32)
+    qs = np.clip(_round_half_away(b * _safe_inverse(d)), -127, 127).astype(np.int8)
+    return np.concatenate([d.astype("<f2").view(np.uint8), qs.view(np.uint8)], axis=1).tobytes()
+
+
+def quantize_q4_0(values: np.ndarray) -> bytes:
+    b = _blocks(values, 32)
+    # The value of largest magnitude, sign kept, maps to nibble 0 (-8 * d).
+    peak = np.take_along_axis(b, np.abs(b).argmax(axis=1)[:, None], axis=1)
+    d = (peak / -8).astype(np.float32)
+    q = np.clip(np.floor(b * _safe_inverse(d) + 8.5), 0, 15).astype(np.uint8)
+    qs = q[:, :16] | (q[:, 16:] << 4)
+    return np.concatenate([d.astype("<f2").view(np.uint8), qs], axis=1).tobytes()
+
+
+def _pack_k_scales(sc: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """(n, 8) 6-bit scales and mins -> (n, 12) bytes, ggml's get_scale_min_k4
+    order: sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scale) and 4-7
+    (min); sub-blocks 4-7 in bytes 8-11 (low nibble scale, high nibble min)
+    with their top 2 bits in the spare top bits of bytes 0-7."""
+    out = np.zeros((sc.shape[0], 12), np.uint8)
+    out[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+    out[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
+    out[:, 8:12] = (sc[:, 4:8] & 0xF) | ((m[:, 4:8] & 0xF) << 4)
+    return out
+
+
+def quantize_q4_k(values: np.ndarray) -> bytes:
+    b = _blocks(values, 256)
+    sub = b.reshape(-1, 8, 32)
+    low = np.minimum(sub.min(axis=2), 0)            # x = scale * q - min, q in 0..15
+    scale = (sub.max(axis=2) - low) / 15
+    d = (scale.max(axis=1, keepdims=True) / 63).astype("<f2")
+    dmin = (-low).max(axis=1, keepdims=True).astype(np.float32) / 63
+    dmin = dmin.astype("<f2")
+    sc = np.clip(_round_half_away(scale * _safe_inverse(d.astype(np.float32))), 0, 63)
+    m = np.clip(_round_half_away(-low * _safe_inverse(dmin.astype(np.float32))), 0, 63)
+    step = d.astype(np.float32) * sc                # the decoder's own products
+    offset = dmin.astype(np.float32) * m
+    q = _round_half_away((sub + offset[:, :, None]) * _safe_inverse(step)[:, :, None])
+    q = np.clip(q, 0, 15).astype(np.uint8).reshape(-1, 4, 2, 32)
+    qs = (q[:, :, 0, :] | (q[:, :, 1, :] << 4)).reshape(-1, 128)
+    return np.concatenate([d.view(np.uint8), dmin.view(np.uint8),
+                           _pack_k_scales(sc.astype(np.uint8), m.astype(np.uint8)), qs],
+                          axis=1).tobytes()
+
+
+QUANTIZERS: Dict[str, Callable[[np.ndarray], bytes]] = {
+    "Q8_0": quantize_q8_0, "Q4_0": quantize_q4_0, "Q4_K": quantize_q4_k}
 
 
 @dataclass(frozen=True)
@@ -91,6 +180,9 @@ class RandomFill:
         self._rng = np.random.default_rng(seed)
 
     def __call__(self, spec: TensorSpec, out: BinaryIO) -> None:
+        if spec.dtype in QUANTIZERS:
+            self._quantised(spec, out)
+            return
         # (numpy view, mask, bits): keep sign and low mantissa bits, fix the
         # exponent so each value is +-[0.125, 0.25).
         patterns = {"F16": (np.uint16, 0x83FF, 0x3000), "BF16": (np.uint16, 0x807F, 0x3E00),
@@ -106,6 +198,16 @@ class RandomFill:
                 raw = ((words & view(mask)) | view(bits)).tobytes()
             out.write(raw)
             remaining -= n
+
+    def _quantised(self, spec: TensorSpec, out: BinaryIO) -> None:
+        """Genuine blocks: random normal values (sigma 0.25), quantised."""
+        _, block, size = GGML_TYPES[spec.dtype]
+        blocks = spec.nbytes // size
+        per_chunk = max(1, _CHUNK // size)
+        for first in range(0, blocks, per_chunk):
+            n = min(per_chunk, blocks - first) * block
+            values = self._rng.standard_normal(n, dtype=np.float32) * 0.25
+            out.write(QUANTIZERS[spec.dtype](values))
 
 
 def _padded(header: bytes, alignment: int = 8) -> bytes:
@@ -228,15 +330,40 @@ def write_gguf(path: str, specs: Sequence[TensorSpec], fill: Fill,
         return out.tell()
 
 
+def write_gguf_arrays(path: str, tensors: Mapping[str, Tuple[str, np.ndarray]],
+                      metadata: Mapping[str, object], alignment: int = 32) -> int:
+    """Writes {name: (GGML type, float array in PyTorch order)}: F32/F16/BF16
+    are stored as they are, Q8_0/Q4_0/Q4_K quantised (QUANTIZERS). Returns
+    the file size."""
+    specs, data = [], {}
+    for name, (ggml_type, array) in tensors.items():
+        array = np.asarray(array, dtype=np.float32)
+        if ggml_type in QUANTIZERS:
+            raw = QUANTIZERS[ggml_type](array)
+        elif ggml_type == "BF16":  # truncation is a valid bf16 value too
+            raw = (array.astype("<f4").view("<u4") >> 16).astype("<u2").tobytes()
+        else:
+            raw = array.astype({"F32": "<f4", "F16": "<f2"}[ggml_type]).tobytes()
+        specs.append(TensorSpec(name, ggml_type, tuple(array.shape)))
+        if len(raw) != specs[-1].nbytes:
+            raise ValueError(f"{name}: {len(raw)} bytes, the {ggml_type} layout says "
+                             f"{specs[-1].nbytes}")
+        data[name] = raw
+    return write_gguf(path, specs, lambda spec, out: out.write(data[spec.name]), metadata,
+                      alignment)
+
+
 def gguf_types(layout: Iterable[Tuple[str, Tuple[int, ...]]]) -> List[TensorSpec]:
-    """ComfyUI-GGUF-like typing: 1-D in F32, matrices alternately Q8_0/Q4_0,
-    whatever cannot be blocked (convs, odd rows) in F16."""
+    """ComfyUI-GGUF-like typing: 1-D in F32, matrices in turn Q8_0, Q4_K (rows
+    of 256) and Q4_0, whatever cannot be blocked (convs, odd rows) in F16."""
     specs, matrices = [], 0
     for name, shape in layout:
         if len(shape) <= 1:
             dtype = "F32"
         elif len(shape) == 2 and shape[-1] % 32 == 0:
-            dtype = ("Q8_0", "Q4_0")[matrices % 2]
+            dtype = ("Q8_0", "Q4_K", "Q4_0")[matrices % 3]
+            if dtype == "Q4_K" and shape[-1] % 256:
+                dtype = "Q8_0"
             matrices += 1
         else:
             dtype = "F16"

@@ -167,6 +167,43 @@ TEST_CASE("ParseGgufHeader reads a valid v3 file", "[gguf]") {
   CHECK(h->tensors[3].info.nbytes == 6);
 }
 
+TEST_CASE("ParseGgufHeader sizes quantised tensors by whole blocks", "[gguf]") {
+  // nbytes = rows x (row / block) x bytes per block: what the broker copies
+  // and ComfyUI-GGUF views as uint8 (*leading dims, bytes per row).
+  auto [type, dims, name, nbytes] =
+      GENERATE(table<uint32_t, std::vector<uint64_t>, std::string, uint64_t>({
+          {8, {1280, 320}, "Q8_0", 435200},  // 320 rows x 40 blocks x 34
+          {2, {64, 3, 2}, "Q4_0", 216},      // 6 rows x 2 blocks x 18
+          {12, {512, 3}, "Q4_K", 864},       // 3 rows x 2 blocks x 144
+          {13, {256, 2, 2}, "Q5_K", 704},
+          {14, {256, 4}, "Q6_K", 840},
+          {10, {256}, "Q2_K", 84},
+          {11, {768, 1}, "Q3_K", 330},
+          {23, {256, 2}, "IQ4_XS", 272},
+      }));
+  CAPTURE(name);
+  GgufBytes b;
+  b.Header(1, 1).KvString("general.architecture", "flux").Tensor("w", dims, type, 0);
+  const std::string file = b.Data(nbytes).str();
+  absl::StatusOr<GgufHeader> h = ParseWhole(file);
+  INFO(h.status().ToString());
+  REQUIRE(h.ok());
+  const GgufTensor& t = h->tensors.at(0);
+  CHECK(t.ggml_type_name == name);
+  CHECK(t.info.dtype == DType::kRaw);
+  CHECK(t.info.nbytes == nbytes);
+  CHECK(t.info.shape == std::vector<int64_t>(dims.rbegin(), dims.rend()));
+
+  SECTION("a row that is not whole blocks is refused") {
+    GgufBytes bad;
+    bad.Header(1, 0).Tensor("w", {320, 2}, 12, 0);
+    absl::StatusOr<GgufHeader> refused = ParseWhole(bad.Data(2 * 144).str());
+    REQUIRE(!refused.ok());
+    CHECK(refused.status().message() ==
+          "GGUF: tensor 'w': rows of 320 elements are not a whole number of Q4_K blocks (256)");
+  }
+}
+
 TEST_CASE("ParseGgufHeader accepts v2 and a custom alignment", "[gguf]") {
   CHECK(ParseWhole(ValidFile(2)).ok());
   GgufBytes b;
