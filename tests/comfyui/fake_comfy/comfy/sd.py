@@ -19,9 +19,9 @@ VAE_PREFIX = "first_stage_model."
 
 
 class TinyBlock(torch.nn.Module):
-    def __init__(self, ops, dtype, device):
+    def __init__(self, ops, dtype, device, width=8):
         super().__init__()
-        self.proj = ops.Linear(8, 8, dtype=dtype, device=device)
+        self.proj = ops.Linear(width, width, dtype=dtype, device=device)
 
     def forward(self, h):
         return h + torch.tanh(self.proj(h))
@@ -31,12 +31,12 @@ class TinyUNet(torch.nn.Module):
     """conv_in -> pool -> + pos_embed (a raw parameter ComfyUI cannot stream)
     -> blocks -> out."""
 
-    def __init__(self, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
+    def __init__(self, dtype=None, device=None, operations=comfy.ops.disable_weight_init, width=8):
         super().__init__()
-        self.conv_in = operations.Conv2d(4, 8, 3, padding=1, dtype=dtype, device=device)
-        self.pos_embed = torch.nn.Parameter(torch.empty(1, 8, dtype=dtype, device=device))
-        self.blocks = torch.nn.ModuleList([TinyBlock(operations, dtype, device) for _ in range(3)])
-        self.out = operations.Linear(8, 4, dtype=dtype, device=device)
+        self.conv_in = operations.Conv2d(4, width, 3, padding=1, dtype=dtype, device=device)
+        self.pos_embed = torch.nn.Parameter(torch.empty(1, width, dtype=dtype, device=device))
+        self.blocks = torch.nn.ModuleList([TinyBlock(operations, dtype, device, width) for _ in range(3)])
+        self.out = operations.Linear(width, 4, dtype=dtype, device=device)
 
     def forward(self, x):
         h = self.conv_in(x).mean(dim=(2, 3)) + self.pos_embed
@@ -104,7 +104,10 @@ def load_diffusion_model_state_dict(sd, model_options={}, metadata=None, disable
     dtype = model_options.get("dtype") or _weight_dtype(sd)
     load_device = mm.get_torch_device()
     offload_device = mm.unet_offload_device()
-    model = TinyUNet(dtype=dtype)
+    # Like ComfyUI: custom_operations (ComfyUI-GGUF's GGMLOps) replace the
+    # default ops; the width comes from the weights (GGUF tests use 256).
+    operations = model_options.get("custom_operations") or comfy.ops.disable_weight_init
+    model = TinyUNet(dtype=dtype, operations=operations, width=sd["conv_in.weight"].shape[0])
     mm.archive_model_dtypes(model)  # 0.33.0 BaseModel.__init__
     model_patcher = _patcher_class(disable_dynamic)(model, load_device=load_device, offload_device=offload_device)
     model = model.to(offload_device)
