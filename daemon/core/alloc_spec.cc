@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "distorch/device_id.h"
 #include "distorch/units.h"
@@ -86,12 +87,20 @@ class Parser {
   absl::StatusOr<AllocSpec> ParseEntries(absl::string_view text) const;
   absl::StatusOr<AllocSpec> ParseKeyValueForm(absl::string_view text) const;
   absl::StatusOr<AllocSpec> ParseMultiGpuForm(absl::string_view text) const;
-  // Both virtual VRAM forms collect their parts as text, then build here.
+  absl::StatusOr<AllocSpec> ParseExpertForm(absl::string_view expert,
+                                            absl::string_view device_part) const;
+  absl::StatusOr<AllocSpec> ParseLegacyForm(absl::string_view text) const;
+  // Every virtual VRAM form collects its parts as text, then builds here.
   struct VirtualParts {
     absl::string_view compute, gib;
     std::vector<absl::string_view> donors;
   };
-  absl::StatusOr<AllocSpec> BuildVirtual(const VirtualParts& parts) const;
+  absl::StatusOr<AllocSpec> BuildVirtual(const VirtualParts& parts,
+                                         absl::string_view gib_hint = "") const;
+  // virtual_vram_gb as written: a plain number of GiB. `hint` is added to the
+  // message of each error.
+  absl::StatusOr<uint64_t> ParseGib(absl::string_view gib,
+                                    absl::string_view hint) const;
 
   absl::string_view input_;
 };
@@ -297,25 +306,33 @@ absl::StatusOr<AllocSpec> Parser::ParseEntries(absl::string_view text) const {
   return spec;
 }
 
-absl::StatusOr<AllocSpec> Parser::BuildVirtual(
-    const VirtualParts& parts) const {
-  VirtualVram vram;
-  absl::StatusOr<DeviceId> compute = Device(parts.compute);
-  if (!compute.ok()) return compute.status();
-  vram.compute = *compute;
-
-  absl::string_view gib = parts.gib;
-  if (gib[0] == '-') return Error(gib, "negative value (give 0 or more GB)");
+absl::StatusOr<uint64_t> Parser::ParseGib(absl::string_view gib,
+                                          absl::string_view hint) const {
+  if (gib[0] == '-') {
+    return Error(gib, absl::StrCat("negative value (give 0 or more GB)", hint));
+  }
   size_t digits = gib.find_first_not_of("0123456789.");
   if (digits != absl::string_view::npos && digits > 0 &&
       IsAllAlpha(absl::StripLeadingAsciiWhitespace(gib.substr(digits)))) {
     return Error(
         gib, absl::StrCat("virtual_vram_gb is in GB already; write the number "
                           "alone (e.g. ",
-                          gib.substr(0, digits), ")"));
+                          gib.substr(0, digits), ")", hint));
   }
   absl::StatusOr<uint64_t> bytes = ScaleDecimal(gib, kGiB);  // GiB, as MultiGPU
-  if (!bytes.ok()) return Error(gib, bytes.status().message());
+  if (!bytes.ok()) return Error(gib, absl::StrCat(bytes.status().message(), hint));
+  return bytes;
+}
+
+absl::StatusOr<AllocSpec> Parser::BuildVirtual(
+    const VirtualParts& parts, absl::string_view gib_hint) const {
+  VirtualVram vram;
+  absl::StatusOr<DeviceId> compute = Device(parts.compute);
+  if (!compute.ok()) return compute.status();
+  vram.compute = *compute;
+
+  absl::StatusOr<uint64_t> bytes = ParseGib(parts.gib, gib_hint);
+  if (!bytes.ok()) return bytes.status();
   vram.bytes = *bytes;
 
   for (absl::string_view token : parts.donors) {
@@ -338,6 +355,7 @@ absl::StatusOr<AllocSpec> Parser::BuildVirtual(
   }
   AllocSpec spec;
   spec.mode = AllocMode::kVirtualVram;
+  spec.compute_device = vram.compute;
   spec.virtual_vram = std::move(vram);
   return spec;
 }
@@ -397,22 +415,24 @@ absl::StatusOr<AllocSpec> Parser::ParseKeyValueForm(
   return BuildVirtual(parts);
 }
 
-// "#cuda:0;4.0;cuda:1,cpu": what MultiGPU's loaders log as their "full
-// allocation string" when no expert string is set.
+// MultiGPU's loaders log their inputs as one "full allocation string",
+// EXPERT#DEVICE_PART: "#cuda:0;4.0;cuda:1,cpu" when only the virtual VRAM
+// inputs are set, "cuda:0,2gb;cpu,*#cuda:0" when the expert string is set
+// (then the part after '#' only names the compute device; DisTorch2 nodes with
+// virtual_vram_gb > 0 still append ";GB;DONORS", which the expert string
+// overrides), and "cuda:0,2gb;cpu,*#" from the legacy nodes with
+// virtual_vram_gb = 0.
 absl::StatusOr<AllocSpec> Parser::ParseMultiGpuForm(
     absl::string_view text) const {
   absl::string_view whole = absl::StripAsciiWhitespace(text);
   size_t hash = text.find('#');
-  if (!absl::StripAsciiWhitespace(text.substr(0, hash)).empty()) {
-    return Error(
-        whole,
-        "MultiGPU's 'EXPERT#DEVICE' form is not taken; give the expert "
-        "string alone (the part before '#'): the loader node names the "
-        "compute device");
-  }
   absl::string_view body = text.substr(hash + 1);
   if (size_t second = body.find('#'); second != absl::string_view::npos) {
     return Error(body.substr(second, 1), "only one '#' is allowed");
+  }
+  absl::string_view expert = text.substr(0, hash);
+  if (!absl::StripAsciiWhitespace(expert).empty()) {
+    return ParseExpertForm(expert, body);
   }
   absl::StatusOr<std::vector<absl::string_view>> pieces;
   if (!absl::StripAsciiWhitespace(body).empty()) pieces = Split(body, ";");
@@ -428,6 +448,72 @@ absl::StatusOr<AllocSpec> Parser::ParseMultiGpuForm(
   return BuildVirtual({(*pieces)[0], (*pieces)[1], *donors});
 }
 
+// "EXPERT#COMPUTE", "EXPERT#COMPUTE;GB;DONORS" or "EXPERT#": the expert
+// entries win, as in MultiGPU, and COMPUTE is recorded as the compute device.
+// GB and DONORS are checked for form only: MultiGPU ignores them here, and a
+// donor equal to the compute device is harmless when nothing is donated.
+absl::StatusOr<AllocSpec> Parser::ParseExpertForm(
+    absl::string_view expert, absl::string_view device_part) const {
+  absl::StatusOr<AllocSpec> spec = ParseEntries(expert);
+  if (!spec.ok()) return spec.status();
+  if (absl::StripAsciiWhitespace(device_part).empty()) return spec;
+  absl::StatusOr<std::vector<absl::string_view>> pieces =
+      Split(device_part, ";");
+  if (!pieces.ok() || (pieces->size() != 1 && pieces->size() != 3)) {
+    return Error(absl::StripAsciiWhitespace(device_part),
+                 "after 'EXPERT#' give the compute device ('#cuda:0') or "
+                 "MultiGPU's 'COMPUTE;GB;DONORS' (e.g. '#cuda:0;8;cpu')");
+  }
+  absl::StatusOr<DeviceId> compute = Device((*pieces)[0]);
+  if (!compute.ok()) return compute.status();
+  if (pieces->size() == 3) {
+    absl::StatusOr<uint64_t> gib = ParseGib((*pieces)[1], "");
+    if (!gib.ok()) return gib.status();
+    absl::StatusOr<std::vector<absl::string_view>> donors =
+        Split((*pieces)[2], ",");
+    if (!donors.ok()) return donors.status();
+    for (absl::string_view donor : *donors) {
+      if (absl::StatusOr<DeviceId> d = Device(donor); !d.ok()) return d.status();
+    }
+  }
+  spec->compute_device = *compute;
+  return spec;
+}
+
+// "cuda:0;4.0;cuda:1,cpu": the legacy DisTorch v1 nodes' virtual VRAM string,
+// the '#' form without its '#'.
+absl::StatusOr<AllocSpec> Parser::ParseLegacyForm(
+    absl::string_view text) const {
+  absl::StatusOr<std::vector<absl::string_view>> pieces = Split(text, ";");
+  if (!pieces.ok()) return pieces.status();
+  absl::StatusOr<std::vector<absl::string_view>> donors =
+      Split((*pieces)[2], ",");
+  if (!donors.ok()) return donors.status();
+  // A second field that is not a number most likely belongs to a mistyped
+  // entries string; say why it was read as a number.
+  return BuildVirtual(
+      {(*pieces)[0], (*pieces)[1], *donors},
+      " (three ';' fields with no ',' in the first two read as MultiGPU's "
+      "'COMPUTE;GB;DONORS' form, e.g. 'cuda:0;8;cpu'; an allocation entry is "
+      "DEVICE,VALUE)");
+}
+
+// True for "COMPUTE;GB;DONORS": three ';' fields (one trailing ';' allowed),
+// the first two without ','. An entries string has a ',' in every entry, so
+// no valid one is taken for this form.
+bool IsLegacyForm(absl::string_view text) {
+  std::vector<absl::string_view> fields = absl::StrSplit(text, ';');
+  if (fields.size() == 4 && absl::StripAsciiWhitespace(fields[3]).empty()) {
+    fields.pop_back();
+  }
+  if (fields.size() != 3) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (absl::StripAsciiWhitespace(fields[i]).empty()) return false;
+  }
+  return fields[0].find(',') == absl::string_view::npos &&
+         fields[1].find(',') == absl::string_view::npos;
+}
+
 absl::StatusOr<AllocSpec> Parser::Parse() {
   if (absl::StripAsciiWhitespace(input_).empty()) {
     return absl::InvalidArgumentError(
@@ -438,6 +524,7 @@ absl::StatusOr<AllocSpec> Parser::Parse() {
     return ParseMultiGpuForm(input_);
   if (input_.find('=') != absl::string_view::npos)
     return ParseKeyValueForm(input_);
+  if (IsLegacyForm(input_)) return ParseLegacyForm(input_);
   return ParseEntries(input_);
 }
 
@@ -467,11 +554,16 @@ std::string AllocSpec::ToString() const {
     }
     parts.push_back(absl::StrCat(e.device.ToString(), ",", value));
   }
-  return absl::StrJoin(parts, ";");
+  std::string text = absl::StrJoin(parts, ";");
+  if (compute_device.has_value()) {
+    absl::StrAppend(&text, "#", compute_device->ToString());
+  }
+  return text;
 }
 
 bool SameMeaning(const AllocSpec& a, const AllocSpec& b) {
   if (a.mode != b.mode || a.implicit_rest_to_cpu != b.implicit_rest_to_cpu ||
+      a.compute_device != b.compute_device ||
       a.entries.size() != b.entries.size() ||
       a.virtual_vram.has_value() != b.virtual_vram.has_value()) {
     return false;

@@ -34,6 +34,13 @@ absl::Status ValidateRequest(const PlanRequest& req) {
     }
   }
   const AllocSpec& spec = req.alloc;
+  // MultiGPU's "EXPERT#COMPUTE" names the compute device in the string; the
+  // request must agree (the broker fills an empty one from the spec).
+  if (spec.compute_device.has_value() && *spec.compute_device != req.compute) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the allocation computes on ", spec.compute_device->ToString(), " but the request on ",
+        req.compute.ToString(), ": give the same compute device to both"));
+  }
   if (spec.mode == AllocMode::kVirtualVram) {
     if (!spec.virtual_vram) {
       return absl::InvalidArgumentError(

@@ -46,15 +46,21 @@ struct AllocSpec {
   // The planner treats cpu as the rest device and says so in its notes.
   bool implicit_rest_to_cpu = false;
   std::optional<VirtualVram> virtual_vram;
+  // The compute device the string names, if it names one: the virtual VRAM
+  // forms always do (equal to virtual_vram->compute), an entries string does
+  // in MultiGPU's "EXPERT#COMPUTE" form. When set, a request's compute device
+  // must equal it (or be empty and take it).
+  std::optional<DeviceId> compute_device;
 
   // Canonical text that parses back to an equal spec:
   // "cuda:0,2684354560b;cpu,*", "cuda:0,25%;cpu,*", "cuda:0,0.8;cpu,0.5",
+  // "cuda:0,2147483648b;cpu,*#cuda:1" (entries with a compute device),
   // "compute=cuda:0,virtual_vram_gb=8,donors=cuda:1,cpu".
   std::string ToString() const;
 };
 
-// True when `a` and `b` say the same thing: same mode, devices, values and
-// rest rule. Positions are ignored: they record where the text was, and the
+// True when `a` and `b` say the same thing: same mode, devices, values, rest
+// rule and compute device. Positions are ignored: they record where the text was, and the
 // canonical ToString() of a spec parses back with other positions.
 bool SameMeaning(const AllocSpec& a, const AllocSpec& b);
 
@@ -66,7 +72,13 @@ bool SameMeaning(const AllocSpec& a, const AllocSpec& b);
 //   Percentages without '*' are weights (8%;8%;4% = 40/40/20); with '*' they
 //   are shares of 100% and '*' takes what they leave.
 //   The virtual-VRAM node form "compute=DEV, virtual_vram_gb=N, donors=DEV,DEV",
-//   and ComfyUI-MultiGPU's logged form of it, "#DEV;N;DEV,DEV".
+//   ComfyUI-MultiGPU's logged form of it, "#DEV;N;DEV,DEV", and its legacy
+//   DisTorch v1 form "DEV;N;DEV,DEV".
+//   MultiGPU's expert form "ENTRIES#DEV" (also "ENTRIES#DEV;N;DEV,DEV" and
+//   "ENTRIES#"): the entries decide, DEV is recorded as compute_device.
+// The form is chosen before parsing: '#' anywhere -> MultiGPU's forms, else
+// '=' -> the named form, else three ';' fields with no ',' in the first two
+// -> the legacy form, else entries.
 // Every error is InvalidArgument naming the offending token, its position and
 // the fix, e.g. "allocation token '5gb*' at position 7: give a size or '*', not both".
 absl::StatusOr<AllocSpec> ParseAllocation(absl::string_view text);

@@ -95,7 +95,8 @@ inline constexpr double kTinyBlockShare = 1e-4;
 //    rule). kVirtualVram: each donor in order takes up to what is still to
 //    move of virtual_vram bytes, limited by its available(); the compute device
 //    is the rest device and keeps the other blocks. The spec's compute device
-//    must equal request.compute (InvalidArgument otherwise).
+//    (virtual_vram->compute, and compute_device in any mode) must equal
+//    request.compute (InvalidArgument naming both otherwise).
 //  - Quotas in kBytes, kFraction and kVirtualVram are caps: a device never
 //    takes a block that would put it over its quota, so a block bigger than a
 //    device's remaining quota goes to the next device that can take it; the

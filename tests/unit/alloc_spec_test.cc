@@ -93,6 +93,27 @@ TEST_CASE("ParseAllocation accepts every documented form", "[alloc]") {
       {"#cuda:1;8.1;cuda:0,cpu",
        "compute=cuda:1,virtual_vram_gb=8.1,donors=cuda:0,cpu",
        AllocMode::kVirtualVram, false},
+      // The legacy DisTorch v1 nodes' string: the '#' form without '#'.
+      {"cuda:0;4.0;cpu", "compute=cuda:0,virtual_vram_gb=4,donors=cpu",
+       AllocMode::kVirtualVram, false},
+      {" cuda:1 ; 8.5 ; cuda:0 , cpu ;",
+       "compute=cuda:1,virtual_vram_gb=8.5,donors=cuda:0,cpu",
+       AllocMode::kVirtualVram, false},
+      // MultiGPU's EXPERT#... forms: the expert entries win.
+      {"cuda:0,1gb;cpu,*#cuda:0", "cuda:0,1073741824b;cpu,*#cuda:0",
+       AllocMode::kBytes, false},
+      {"cuda:0,50%;cpu,*#cuda:1;4.0;cpu", "cuda:0,50%;cpu,*#cuda:1",
+       AllocMode::kRatio, false},
+      {"cuda:0,0.4;cuda:1,0.2#cuda:1;8.0;cuda:0,cpu",
+       "cuda:0,0.4;cuda:1,0.2#cuda:1", AllocMode::kFraction, true},
+      {"cuda:0,2gb;cpu,*#", "cuda:0,2147483648b;cpu,*", AllocMode::kBytes,
+       false},
+      {" sim:0,25% ; cpu,75% # SIM:1 ", "sim:0,25%;cpu,75%#sim:1",
+       AllocMode::kRatio, true},
+      // Donors that repeat the compute device are harmless once the expert
+      // string wins (MultiGPU ignores them too).
+      {"cuda:0,1gb;cpu,*#cuda:0;4.0;cuda:0", "cuda:0,1073741824b;cpu,*#cuda:0",
+       AllocMode::kBytes, false},
   }));
   AllocSpec spec = ParseOk(text);
   CHECK(spec.ToString() == canonical);
@@ -146,6 +167,37 @@ TEST_CASE("ParseAllocation reads the virtual VRAM forms", "[alloc]") {
   AllocSpec logged = ParseOk("#cuda:0;8.0;cuda:1,cpu");
   CHECK(SameMeaning(spec, logged));
   CHECK(ParseOk("#cuda:0;0.0;cpu").virtual_vram->bytes == 0);
+}
+
+TEST_CASE("ParseAllocation records the compute device a string names",
+          "[alloc]") {
+  auto [text, compute] = GENERATE(table<std::string, std::string>({
+      {"cuda:0,1gb;cpu,*#cuda:1", "cuda:1"},
+      {"cuda:0,1gb;cpu,*#cuda:1;8.0;cpu", "cuda:1"},
+      {"#cuda:1;8.0;cpu", "cuda:1"},
+      {"cuda:1;8.0;cpu", "cuda:1"},
+      {"compute=sim:1, virtual_vram_gb=1, donors=cpu", "sim:1"},
+      {"cuda:0,1gb;cpu,*", ""},
+      {"cuda:0,1gb;cpu,*#", ""},
+  }));
+  AllocSpec spec = ParseOk(text);
+  CHECK((spec.compute_device ? spec.compute_device->ToString() : "") ==
+        compute);
+}
+
+TEST_CASE("The MultiGPU forms mean what their parts say", "[alloc]") {
+  // EXPERT#COMPUTE;GB;DONORS is the expert string plus a compute device.
+  AllocSpec expert = ParseOk("cuda:0,2.5gb;cpu,*#cuda:0;4.0;cpu");
+  AllocSpec entries = ParseOk("cuda:0,2.5gb;cpu,*");
+  CHECK_FALSE(SameMeaning(expert, entries));  // the compute device differs
+  entries.compute_device = DeviceId::Cuda(0);
+  CHECK(SameMeaning(expert, entries));
+  CHECK_FALSE(expert.virtual_vram.has_value());
+  // The legacy v1 form is the '#' form without '#'.
+  CHECK(SameMeaning(ParseOk("cuda:0;8;cuda:1,cpu"),
+                    ParseOk("#cuda:0;8;cuda:1,cpu")));
+  // An entries string is never read as the legacy form.
+  CHECK(ParseOk("cuda:0,1gb;cuda:1,1gb;cpu,*").mode == AllocMode::kBytes);
 }
 
 TEST_CASE("ParseAllocation explains every malformed string", "[alloc]") {
@@ -284,10 +336,6 @@ TEST_CASE("ParseAllocation explains every malformed string", "[alloc]") {
        "allocation entry is DEVICE,VALUE)"},
       {"compute=,virtual_vram_gb=8,donors=cpu",
        "allocation token 'compute=' at position 0: missing value after '='"},
-      {"cuda:0,1gb;cpu,*#cuda:0",
-       "allocation token 'cuda:0,1gb;cpu,*#cuda:0' at position 0: MultiGPU's "
-       "'EXPERT#DEVICE' form is not taken; give the expert string alone (the "
-       "part before '#'): the loader node names the compute device"},
       {"#cuda:0",
        "allocation token '#cuda:0' at position 0: expected "
        "'#COMPUTE;GB;DONORS', e.g. '#cuda:0;8;cpu' (the virtual "
@@ -298,6 +346,44 @@ TEST_CASE("ParseAllocation explains every malformed string", "[alloc]") {
       {"#gpu;8;cpu",
        "allocation token 'gpu' at position 1: unknown device "
        "type 'gpu' in 'gpu' (use cpu, cuda:N or sim:N)"},
+      // MultiGPU's EXPERT#... and legacy forms.
+      {"cuda:0;abc;cpu",
+       "allocation token 'abc' at position 7: not a number (write digits "
+       "with an optional '.', e.g. 2.5) (three ';' fields with no ',' in the "
+       "first two read as MultiGPU's 'COMPUTE;GB;DONORS' form, e.g. "
+       "'cuda:0;8;cpu'; an allocation entry is DEVICE,VALUE)"},
+      {"cuda:0;8gb;cpu",
+       "allocation token '8gb' at position 7: virtual_vram_gb is in GB "
+       "already; write the number alone (e.g. 8) (three ';' fields with no "
+       "',' in the first two read as MultiGPU's 'COMPUTE;GB;DONORS' form, "
+       "e.g. 'cuda:0;8;cpu'; an allocation entry is DEVICE,VALUE)"},
+      {"cuda:0;8;cuda:0",
+       "allocation token 'cuda:0' at position 9: donor cuda:0 is the compute "
+       "device; donors take the offloaded part, so pick another (e.g. cpu)"},
+      {"gpu:0;8;cpu",
+       "allocation token 'gpu:0' at position 0: unknown device type 'gpu' in "
+       "'gpu:0' (use cpu, cuda:N or sim:N)"},
+      {"cuda:0;8;cpu,,cuda:1",
+       "allocation token ',' at position 13: empty entry (remove the extra "
+       "',')"},
+      {"cuda:0,1gb;cpu,*#cuda:0;8",
+       "allocation token 'cuda:0;8' at position 17: after 'EXPERT#' give the "
+       "compute device ('#cuda:0') or MultiGPU's 'COMPUTE;GB;DONORS' (e.g. "
+       "'#cuda:0;8;cpu')"},
+      {"cuda:0,1gb;cpu,*#gpu",
+       "allocation token 'gpu' at position 17: unknown device type 'gpu' in "
+       "'gpu' (use cpu, cuda:N or sim:N)"},
+      {"cuda:0,1gb;cpu,*#cuda:0;x;cpu",
+       "allocation token 'x' at position 24: not a number (write digits with "
+       "an optional '.', e.g. 2.5)"},
+      {"cuda:0,1gb;cpu,*#cuda:0;8;gpu",
+       "allocation token 'gpu' at position 26: unknown device type 'gpu' in "
+       "'gpu' (use cpu, cuda:N or sim:N)"},
+      {"cuda:0,1x;cpu,*#cuda:0",
+       "allocation token '1x' at position 7: unknown unit 'x' (use b, kb, mb, "
+       "gb or tb)"},
+      {"cuda:0,1gb;cpu,*#cuda:0#cuda:1",
+       "allocation token '#' at position 23: only one '#' is allowed"},
       {"cuda:0,1gb;\x01,*",
        "allocation token '\\x01' at position 11: unknown device type '\\x01' "
        "in '\\x01' (use cpu, cuda:N or sim:N)"},
@@ -346,7 +432,8 @@ TEST_CASE("AllocSpec::ToString round-trips edge values", "[alloc]") {
       "cuda:0,16777215.99999999999999999999tb", "cuda:0,18446744073709551615b",
       "compute=cuda:0,virtual_vram_gb=0.000000001,donors=cpu",
       "compute=sim:1,virtual_vram_gb=17179869183.99999999,"
-      "donors=sim:0,cpu");
+      "donors=sim:0,cpu",
+      "cuda:0,0.5;cpu,0.5#cpu", "cuda:0,99.5%;cpu,*#sim:12");
   ParseOk(text);
 }
 

@@ -466,6 +466,26 @@ TEST_CASE("Edge cases: empty and zero-byte models, bad specs", "[planner]") {
   }
 }
 
+TEST_CASE("An allocation that names its compute device must match the request",
+          "[planner]") {
+  // MultiGPU's "EXPERT#COMPUTE": the entries place, COMPUTE is where it runs.
+  absl::StatusOr<AllocSpec> spec = ParseAllocation("cuda:0,2gb;cpu,*#cuda:1");
+  REQUIRE(spec.ok());
+  SECTION("the same compute device plans as the entries say") {
+    absl::StatusOr<Placement> p = PlanPlacement(Request(Uniform(5, kGiB), *spec, kGpu1));
+    REQUIRE(p.ok());
+    CHECK(p->devices[0].device == kGpu0);
+    CHECK(p->devices[0].bytes == 2 * kGiB);
+  }
+  SECTION("another one is refused, naming both") {
+    absl::StatusOr<Placement> p = PlanPlacement(Request(Uniform(5, kGiB), *spec, kGpu0));
+    CHECK(p.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(p.status().message() ==
+          "the allocation computes on cuda:1 but the request on cuda:0: give the same "
+          "compute device to both");
+  }
+}
+
 TEST_CASE("PlacementToText shows devices and notes", "[planner]") {
   AllocSpec spec = Spec(AllocMode::kBytes, {Bytes(kGpu0, 2 * kGiB)});
   absl::StatusOr<Placement> p = PlanPlacement(Request(Uniform(5, kGiB), spec));
