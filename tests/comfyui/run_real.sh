@@ -1,46 +1,77 @@
 #!/usr/bin/env bash
 # Runs distorch's ComfyUI nodes in a real ComfyUI checkout (never committed,
 # never fetched by this script):
-#   COMFYUI_DIR=/path/to/ComfyUI [PYTHON=/usr/bin/python3] tests/comfyui/run_real.sh
-# Installs the node (symlink), starts distorchd (sim: devices) and ComfyUI on a
-# loopback port, queues a prompt that loads a UNet (keep_loaded=true) and a CLIP
-# (keep_loaded=false) through distorch nodes, posts /free, checks with
-# `distorchctl --json models` that exactly the CLIP was ejected and the UNet is
-# still resident, then queues a second prompt that must reuse the kept UNet.
-# Packages ComfyUI imports but Debian lacks are replaced by import stubs named
-# in $STUBS (tests/comfyui/real/sitecustomize.py); each one used is printed, and
-# a stub raises if the tested flow calls into it.
-# The text encoder ($CLIP): clip_l (CLIP-L, 246 MB, tokenized by transformers)
-# when PYTHON has transformers, else gemma2 (Lumina 2's Gemma 2 2B, 5.2 GB:
-# ComfyUI fixes its size; tokenized by sentencepiece alone, which Debian
-# packages), placed over sim:1 and cpu.
+#
+#   COMFYUI_DIR=/path/to/ComfyUI [PYTHON=/usr/bin/python3] [CLIP=auto|clip_l|gemma2] \
+#     tests/comfyui/run_real.sh                       the `keep` flow on the host's Python
+#   COMFYUI_DIR=/tmp/ComfyUI [GGUF_DIR=/tmp/ComfyUI-GGUF] [FLOWS="clip_l lora ..."] \
+#     RUNTIME=sid tests/comfyui/run_real.sh           every flow in scripts/torch2-env.sh's
+#                                                     Debian sid chroot (torch 2.x, transformers,
+#                                                     gguf); COMFYUI_DIR/GGUF_DIR under /tmp
+#
+# Starts distorchd (sim:0, sim:1 and cpu) and ComfyUI on a loopback port with its own
+# base directory ($WORK/base: custom_nodes, models, output, user; the checkout is not
+# written to), links the node, the test-only probe node and ComfyUI-GGUF (GGUF_DIR)
+# into it, writes the models the flows need (tests/comfyui/real/make_real_models.py),
+# and runs the flows (tests/comfyui/real/drive.py; docs/testing.md lists them). Each
+# flow prints `FLOW <name>: PASS|FAIL <why>` and a failed flow does not stop the next.
+# Exit status 0: every flow passed.
+#
+# Packages ComfyUI imports but the Python lacks get import stubs named in $STUBS
+# (tests/comfyui/real/sitecustomize.py): each one used is printed, and a stub raises if
+# a flow calls into it. In the sid chroot only what Debian does not package is stubbed.
 set -euo pipefail
 if [[ -z "${COMFYUI_DIR:-}" ]]; then echo "run_real.sh: SKIPPED (set COMFYUI_DIR)"; exit 0; fi
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-PYTHON=${PYTHON:-/usr/bin/python3}
+RUNTIME=${RUNTIME:-host}
+if [[ "$RUNTIME" == sid && -z "${DISTORCH_IN_CHROOT:-}" ]]; then
+  for d in "$COMFYUI_DIR" ${GGUF_DIR:+"$GGUF_DIR"}; do
+    case "$(realpath "$d")" in /tmp/*|"$REPO"/*) ;; *)
+      echo "run_real.sh: $d must be under /tmp (the chroot sees the host's /tmp)"; exit 2 ;; esac
+  done
+  cd "$REPO"  # torch2-env.sh binds the repository of the current directory
+  export COMFYUI_DIR=$(realpath "$COMFYUI_DIR") ${GGUF_DIR:+GGUF_DIR=$(realpath "$GGUF_DIR")}
+  exec "$REPO/scripts/torch2-env.sh" --release sid run env DISTORCH_IN_CHROOT=1 bash "$REPO/tests/comfyui/run_real.sh"
+fi
+case "$RUNTIME" in
+  host) DEFAULT_STUBS=safetensors,einops,transformers,tokenizers,torchsde,kornia,spandrel,comfyui_frontend_package,pydantic_settings
+        DEFAULT_FLOWS=keep ;;
+  sid)  DEFAULT_STUBS=torchsde,kornia,spandrel,comfyui_frontend_package,comfy_aimdo,comfy_angle,comfy_kitchen
+        DEFAULT_FLOWS="clip_l free_kept reuse gemma2 triple checkpoint checkpoint_save lora save gguf gguf_q8 free_all" ;;
+  *) echo "run_real.sh: RUNTIME must be host or sid"; exit 2 ;;
+esac
+PYTHON=${PYTHON:-$(command -v python3)}
 BUILD=${BUILD:-$REPO/build}
 DISTORCHD=${DISTORCHD:-$BUILD/daemon/distorchd}
 DISTORCHCTL=${DISTORCHCTL:-$BUILD/daemon/ctl/distorchctl}
+# Inside the chroot the host-built binaries run through the host's loader (torch2-env.sh).
+HOST_EXEC=
+if [[ -n "${DISTORCH_IN_CHROOT:-}" ]] && command -v host-exec >/dev/null; then HOST_EXEC=host-exec; fi
 PORT=${PORT:-8199}
-STUBS=${STUBS:-safetensors,einops,transformers,tokenizers,torchsde,kornia,spandrel,comfyui_frontend_package,pydantic_settings}
+STUBS=${STUBS:-$DEFAULT_STUBS}
+FLOWS=${FLOWS:-$DEFAULT_FLOWS}
 WORK=$(mktemp -d /tmp/distorch-real.XXXXXX)
-NODE_LINK="$COMFYUI_DIR/custom_nodes/distorch"
-PROBE_LINK="$COMFYUI_DIR/custom_nodes/distorch_probe"
+BASE="$WORK/base"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -f "$NODE_LINK" "$PROBE_LINK"
-  rm -rf "$WORK/models"  # up to 5 GB of zeros
+  rm -rf "$BASE/models" "$BASE/output"  # up to 12 GB (sparse) of model files
   echo "run_real.sh: logs in $WORK"
 }
 trap cleanup EXIT
 
-ln -sfn "$REPO/client_py/distorch/comfy/comfyui_node" "$NODE_LINK"
-ln -sfn "$REPO/tests/comfyui/real/probe_node" "$PROBE_LINK"
-mkdir -p "$WORK/fe" && echo '<html></html>' > "$WORK/fe/index.html"
+mkdir -p "$BASE/custom_nodes" "$BASE/models" "$WORK/probe" "$WORK/fe"
+echo '<html></html>' > "$WORK/fe/index.html"
+ln -sfn "$REPO/client_py/distorch/comfy/comfyui_node" "$BASE/custom_nodes/distorch"
+ln -sfn "$REPO/tests/comfyui/real/probe_node" "$BASE/custom_nodes/distorch_probe"
+# ComfyUI loads custom nodes in name order: ComfyUI-GGUF before distorch, as it must be.
+[[ -n "${GGUF_DIR:-}" ]] && ln -sfn "$GGUF_DIR" "$BASE/custom_nodes/ComfyUI-GGUF"
+# Bytecode goes to a cache of its own: nothing is written into the checkouts.
+export PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX:-/tmp/distorch-pycache}
 export PYTHONPATH="$REPO/tests/comfyui/real:$REPO/client_py:$REPO/tests/tools"
-export DISTORCH_IMPORT_STUBS="$STUBS" DISTORCH_SOCKET="$WORK/d.sock"
+export DISTORCH_IMPORT_STUBS="$STUBS" DISTORCH_SOCKET="$WORK/d.sock" DISTORCH_PROBE_OUT="$WORK/probe"
+export DISTORCH_REAL_FLOWS="$FLOWS" DISTORCH_REAL_MODELS="$BASE/models" DISTORCH_REAL_OUTPUT="$BASE/output"
 
 CLIP=${CLIP:-auto}
 if [[ "$CLIP" == auto ]]; then
@@ -53,27 +84,44 @@ case "$CLIP" in
             DISTORCH_REAL_CLIP_ALLOC="sim:1,2gb;cpu,*" ;;
   *) echo "run_real.sh: CLIP must be clip_l, gemma2 or auto"; exit 2 ;;
 esac
-echo "== models (text encoder: $CLIP, ComfyUI type $DISTORCH_REAL_CLIP_TYPE)"
-(cd "$COMFYUI_DIR" && "$PYTHON" "$REPO/tests/comfyui/real/make_real_models.py" "$WORK/models" "$CLIP")
-printf 'checkpoints: %s\ndiffusion_models: %s\ntext_encoders: %s\n' "$WORK/models" \
-  "$WORK/models/diffusion_models" "$WORK/models/text_encoders" > "$WORK/extra_paths.yaml"
-printf 'distorch:\n  base_path: %s\n  diffusion_models: diffusion_models\n  text_encoders: text_encoders\n' \
-  "$WORK/models" > "$WORK/extra_paths.yaml"
+items=()
+for flow in $FLOWS; do
+  case "$flow" in
+    keep) items+=(unet "$CLIP") ;;
+    clip_l|reuse|save|free_all) items+=(unet clip_l) ;;
+    gemma2) items+=(gemma2) ;;
+    triple) items+=(clip_l clip_g t5xxl) ;;
+    checkpoint|checkpoint_save) items+=(checkpoint) ;;
+    lora) items+=(unet clip_l lora) ;;
+    gguf|gguf_q8) items+=(gguf) ;;
+  esac
+done
+echo "== models ($(printf '%s\n' "${items[@]}" | sort -u | tr '\n' ' '))"
+(cd "$COMFYUI_DIR" && "$PYTHON" "$REPO/tests/comfyui/real/make_real_models.py" "$BASE/models" \
+  $(printf '%s\n' "${items[@]}" | sort -u))
 
 echo "== distorchd"
 printf 'grace_period_s = 1\n' > "$WORK/distorchd.toml"
-"$DISTORCHD" --config "$WORK/distorchd.toml" --socket "$WORK/d.sock" --devices sim:0=4GiB,sim:1=4GiB \
-  > "$WORK/distorchd.log" 2>&1 & pids+=($!)
+$HOST_EXEC "$DISTORCHD" --config "$WORK/distorchd.toml" --socket "$WORK/d.sock" \
+  --devices sim:0=4GiB,sim:1=4GiB > "$WORK/distorchd.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do [[ -S "$WORK/d.sock" ]] && break; sleep 0.1; done
 
-echo "== ComfyUI on 127.0.0.1:$PORT"
+echo "== ComfyUI $(cd "$COMFYUI_DIR" && "$PYTHON" -c 'import comfyui_version as v; print(v.__version__)' 2>/dev/null || echo '?') on 127.0.0.1:$PORT ($("$PYTHON" -c 'import torch; print("torch", torch.__version__)'))"
 DEVICE_FLAG=--cpu
 if "$PYTHON" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then DEVICE_FLAG=; fi
+if grep -q -- '--base-directory' "$COMFYUI_DIR/comfy/cli_args.py"; then
+  DIR_FLAGS=(--base-directory "$BASE")
+else  # an older ComfyUI: link into the checkout (removed again by cleanup)
+  for n in "$BASE"/custom_nodes/*; do ln -sfn "$(readlink "$n")" "$COMFYUI_DIR/custom_nodes/$(basename "$n")"; done
+  trap 'for n in "$BASE"/custom_nodes/*; do rm -f "$COMFYUI_DIR/custom_nodes/$(basename "$n")"; done; cleanup' EXIT
+  printf 'distorch:\n  base_path: %s\n  checkpoints: checkpoints\n  diffusion_models: diffusion_models\n  text_encoders: text_encoders\n  loras: loras\n' \
+    "$BASE/models" > "$WORK/extra_paths.yaml"
+  DIR_FLAGS=(--extra-model-paths-config "$WORK/extra_paths.yaml" --output-directory "$BASE/output")
+fi
 (cd "$COMFYUI_DIR" && exec "$PYTHON" main.py $DEVICE_FLAG --listen 127.0.0.1 --port "$PORT" \
-  --front-end-root "$WORK/fe" --extra-model-paths-config "$WORK/extra_paths.yaml" \
-  > "$WORK/comfyui.log" 2>&1) & pids+=($!)
-for _ in $(seq 240); do curl -sf "http://127.0.0.1:$PORT/system_stats" >/dev/null && break; sleep 0.5; done
+  --front-end-root "$WORK/fe" "${DIR_FLAGS[@]}" > "$WORK/comfyui.log" 2>&1) & pids+=($!)
+for _ in $(seq 480); do curl -sf "http://127.0.0.1:$PORT/system_stats" >/dev/null && break; sleep 0.5; done
 grep -h "STUBBED" "$WORK/comfyui.log" || true
-grep -h "distorch" "$WORK/comfyui.log" | head -20
+grep -h "distorch\|IMPORT FAILED\|gguf" "$WORK/comfyui.log" | head -20
 
-"$PYTHON" "$REPO/tests/comfyui/real/drive.py" "$PORT" "$DISTORCHCTL" "$WORK/d.sock" "$WORK/comfyui.log"
+"$PYTHON" "$REPO/tests/comfyui/real/drive.py" "$PORT" "$HOST_EXEC $DISTORCHCTL" "$WORK/d.sock" "$WORK/comfyui.log"

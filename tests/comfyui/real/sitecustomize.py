@@ -4,7 +4,11 @@ ComfyUI imports some packages that Debian does not package. When
 DISTORCH_IMPORT_STUBS names them (comma-separated), an import of one that is
 really missing gets a stub module; each stub says on stderr, once, that it
 was stubbed, and raises if the tested flow ever calls into it. Packages that
-are installed are never stubbed (this finder runs after the real ones)."""
+are installed are never stubbed (this finder runs after the real ones).
+
+Two shapes ComfyUI 0.33's imports need from comfy_kitchen (its optional kernels):
+a stub's `*_is_available()` answers False, and the submodules in _ABSENT are
+missing (ImportError), so ComfyUI takes its own no-kernels fallback."""
 
 import importlib.abc
 import importlib.machinery
@@ -14,6 +18,11 @@ import types
 
 _NAMES = {n.strip() for n in os.environ.get("DISTORCH_IMPORT_STUBS", "").split(",") if n.strip()}
 _REPORTED = set()
+_ABSENT = {"comfy_kitchen.tensor"}
+
+
+def _unavailable(*args, **kwargs):
+    return False
 
 
 class _StubMeta(type):
@@ -36,6 +45,8 @@ class _StubModule(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
+        if name.endswith("_is_available"):
+            return _unavailable
         value = _stub_class(f"{self.__name__}.{name}")
         setattr(self, name, value)
         return value
@@ -43,7 +54,7 @@ class _StubModule(types.ModuleType):
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path, target=None):
-        if fullname.split(".")[0] not in _NAMES:
+        if fullname.split(".")[0] not in _NAMES or fullname in _ABSENT:
             return None
         return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
 
@@ -60,5 +71,26 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             sys.stderr.write(f"[run_real.sh] STUBBED missing package '{top}' (import stub)\n")
 
 
+
+def _roberta_cls_fix():
+    """Debian sid's python3-transformers 5.12 calls tokenizers' RobertaProcessing(sep=...,
+    cls=...), which python3-tokenizers 0.23 names (sep, cls_token): CLIP's tokenizer
+    cannot be built. Debian's mismatch, not ComfyUI's or ours; mapped here for the run."""
+    try:
+        from tokenizers import processors
+        original = processors.RobertaProcessing
+        original(sep=("</s>", 2), cls=("<s>", 0))
+    except TypeError:
+        def RobertaProcessing(*args, cls=None, **kwargs):
+            if cls is not None:
+                kwargs["cls_token"] = cls
+            return original(*args, **kwargs)
+        RobertaProcessing.__doc__ = original.__doc__
+        processors.RobertaProcessing = RobertaProcessing
+    except Exception:
+        pass
+
+
 if _NAMES:
+    _roberta_cls_fix()  # before the stubs: only a real tokenizers is patched
     sys.meta_path.append(_Finder())

@@ -1,37 +1,117 @@
-"""Test-only ComfyUI output node for run_real.sh: makes ComfyUI's model
-management load a MODEL and a CLIP (load_models_gpu) and reads every weight
-(a checksum), which is what a sampler needs from them. Installed only by
-run_real.sh."""
+"""Test-only ComfyUI output node for run_real.sh and comfy_instances_bench.py:
+makes ComfyUI's model management load a MODEL and/or a CLIP (load_models_gpu,
+which also applies LoRA patches) and reads every weight, which is what a
+sampler needs from them. Installed only by those scripts.
 
+With `label` set and $DISTORCH_PROBE_OUT naming a directory, it writes
+<label>.json there: the wall-clock time the node was entered (`entered`:
+every node before it, the loaders, has finished), the time it finished, and
+per weight [sha1 of its bytes, dtype, shape, sum] so a driver can compare a
+distorch-loaded model with a stock-loaded one exactly. `digest=false` only
+sums (the benchmark: reading every weight without hashing it)."""
+
+import hashlib
+import json
 import logging
+import os
+import time
 
 import torch
 
 import comfy.model_management
 
 
+def _raw(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's bytes as a flat uint8 tensor (GGUF's GGMLTensor included)."""
+    t = t.detach()
+    if type(t) is not torch.Tensor and isinstance(t, torch.Tensor):
+        t = t.as_subclass(torch.Tensor)
+    return t.contiguous().reshape(-1).view(torch.uint8)
+
+
+def _sum(t: torch.Tensor) -> float:
+    t = t.detach()
+    if type(t) is not torch.Tensor and isinstance(t, torch.Tensor):
+        t = t.as_subclass(torch.Tensor)
+    if t.dtype in (torch.uint8, torch.int8) or not t.is_floating_point():
+        return float(t.to(torch.float64).sum()) if t.numel() < (1 << 24) else 0.0
+    total = 0.0
+    flat = t.reshape(-1)
+    for i in range(0, flat.numel(), 1 << 24):  # fp8/fp16 -> fp32 a chunk at a time
+        total += float(flat[i:i + (1 << 24)].float().sum())
+    return total
+
+
 class DistorchProbe:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "clip": ("CLIP",)}}
+        return {"required": {},
+                "optional": {"model": ("MODEL",), "clip": ("CLIP",),
+                             "label": ("STRING", {"default": ""}),
+                             "digest": ("BOOLEAN", {"default": True})}}
 
     RETURN_TYPES = ()
     FUNCTION = "probe"
     OUTPUT_NODE = True
     CATEGORY = "distorch/test"
 
-    def probe(self, model, clip):
-        comfy.model_management.load_models_gpu([model, clip.patcher])
-        sums = []
-        for patcher in (model, clip.patcher):
+    def probe(self, model=None, clip=None, label="", digest=True):
+        entered = time.time()
+        patchers = [p for p in (model, getattr(clip, "patcher", None)) if p is not None]
+        comfy.model_management.load_models_gpu(patchers)
+        sums, weights = [], {}
+        for which, patcher in zip(("model", "clip"), patchers):
             total = 0.0
-            for p in patcher.model.parameters():
+            for name, p in list(patcher.model.named_parameters()) + list(patcher.model.named_buffers()):
                 if p.device.type == "meta":
-                    raise RuntimeError("probe: a weight was dropped (meta)")
-                total += float(p.detach().float().sum())
+                    raise RuntimeError(f"probe: weight {name} was dropped (meta)")
+                s = _sum(p)
+                total += s
+                if digest and p.numel():
+                    h = hashlib.sha1(_raw(p).cpu().numpy()).hexdigest()
+                    weights[f"{which}:{name}"] = [h, str(p.dtype), list(p.shape), s]
             sums.append(total)
         logging.info("DistorchProbe: checksums %s", sums)
-        return {"ui": {"text": [repr(sums)]}}
+        out_dir = os.environ.get("DISTORCH_PROBE_OUT")
+        if label and out_dir:
+            doc = {"label": label, "entered": entered, "done": time.time(), "sums": sums,
+                   "weights": weights}
+            tmp = os.path.join(out_dir, f".{label}.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(doc, f)
+            os.replace(tmp, os.path.join(out_dir, f"{label}.json"))
+        return {"ui": {"text": [repr(sums)], "entered": [entered]}}
 
 
-NODE_CLASS_MAPPINGS = {"DistorchProbe": DistorchProbe}
+class DistorchOutputProbe:
+    """Saves what a model computed (a CONDITIONING from CLIPTextEncode, a LATENT from a
+    sampler) to $DISTORCH_PROBE_OUT/<label>.pt, so a driver can compare the outputs of
+    distorch-loaded and stock-loaded models (LoRA patches applied to a cast copy at
+    forward change the output, not the parameter)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"label": ("STRING", {"default": ""})},
+                "optional": {"conditioning": ("CONDITIONING",), "latent": ("LATENT",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "probe"
+    OUTPUT_NODE = True
+    CATEGORY = "distorch/test"
+
+    def probe(self, label, conditioning=None, latent=None):
+        out = {}
+        if conditioning is not None:
+            out["cond"] = conditioning[0][0].detach().float().cpu().clone()
+            pooled = conditioning[0][1].get("pooled_output")
+            if pooled is not None:
+                out["pooled"] = pooled.detach().float().cpu().clone()
+        if latent is not None:
+            out["latent"] = latent["samples"].detach().float().cpu().clone()
+        out_dir = os.environ.get("DISTORCH_PROBE_OUT")
+        if out_dir:
+            torch.save(out, os.path.join(out_dir, f"{label}.pt"))
+        return {"ui": {"text": [repr({k: float(v.sum()) for k, v in out.items()})]}}
+
+
+NODE_CLASS_MAPPINGS = {"DistorchProbe": DistorchProbe, "DistorchOutputProbe": DistorchOutputProbe}
