@@ -74,6 +74,10 @@ def setup(stock_mappings: Dict[str, type] = None) -> Tuple[Dict[str, type], Dict
                         "classic patcher (details when the first one loads)")
         session.client()  # one warning now if the daemon is not running
         _mappings = nodes.build_mappings(stock_mappings)
+        from . import multigpu  # ComfyUI-MultiGPU's node names (multigpu/__init__.py)
+        multigpu_classes, multigpu_undos = multigpu.build(stock_mappings, mm)
+        _undos.extend(multigpu_undos)
+        _mappings = ({**_mappings[0], **multigpu_classes}, _mappings[1])
         _installed = True
         logger.info("distorch: %d nodes, %d patches installed", len(_mappings[0]), len(_undos))
         return _mappings
