@@ -37,7 +37,8 @@ Broker::Broker(DaemonConfig config, std::unique_ptr<DeviceSet> devices)
     : config_(std::move(config)),
       devices_(std::move(devices)),
       started_(absl::Now()),
-      registry_(config_.grace_period) {
+      registry_(config_.grace_period),
+      last_busy_(started_) {
   reaper_ = std::thread([this] { ReapLoop(); });
 }
 
@@ -62,7 +63,23 @@ void Broker::ReapLoop() {
   }
 }
 
+void Broker::NoteActivity() {
+  absl::MutexLock lock(&mu_);
+  last_busy_ = absl::Now();
+}
+
+absl::Duration Broker::IdleFor(absl::Time now) {
+  // Closed sessions stay listed for their grace period, so a daemon whose last
+  // client went idles from the end of that period.
+  bool busy = !registry_.Residencies().empty();
+  for (const SessionSnapshot& s : registry_.Sessions()) busy |= s.id != kPinSession;
+  absl::MutexLock lock(&mu_);
+  if (busy) last_busy_ = std::max(last_busy_, now);
+  return std::max(absl::ZeroDuration(), now - last_busy_);
+}
+
 SessionId Broker::OpenSession(const std::string& client_name, int pid) {
+  NoteActivity();
   SessionId id = registry_.OpenSession(client_name, pid);
   spdlog::info("session {} started: {} (pid {})", id, client_name, pid);
   return id;
@@ -175,6 +192,7 @@ absl::StatusOr<LoadOutcome> Broker::Attach(
 
 absl::StatusOr<LoadOutcome> Broker::Load(
     const LoadArgs& args, const std::function<void(uint64_t, uint64_t)>& progress) {
+  NoteActivity();  // a pin load holds no session until it leases the model
   const SessionId session = args.operator_pin ? kPinSession : args.session;
   absl::StatusOr<WeightDtype> dtype = NormaliseDtype(args.weight_dtype);
   if (!dtype.ok()) return dtype.status();

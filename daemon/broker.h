@@ -105,6 +105,11 @@ class Broker {
   std::vector<SessionSnapshot> Sessions() const { return registry_.Sessions(); }
   std::map<DeviceId, uint64_t> BrokerBytes() const;
 
+  // How long the broker has had nothing to do: no session but the pin
+  // session, no residency, no load started since. Zero while it has. (The
+  // idle exit of a daemon a client started on demand, config.idle_exit.)
+  absl::Duration IdleFor(absl::Time now);
+
   TicketBook& tickets() { return tickets_; }
   const DaemonConfig& config() const { return config_; }
   const DeviceSet& devices() const { return *devices_; }
@@ -122,6 +127,7 @@ class Broker {
   void Dispose(const std::vector<EndedResidency>& ended, absl::string_view why);
   std::shared_ptr<Resident> FindResident(ResidencyId id) const;
   void ReapLoop();
+  void NoteActivity();
 
   const DaemonConfig config_;
   std::unique_ptr<DeviceSet> devices_;
@@ -136,6 +142,7 @@ class Broker {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ResidencyId, std::shared_ptr<Resident>> residents_ ABSL_GUARDED_BY(mu_);
   EvictionListener on_evicted_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_busy_ ABSL_GUARDED_BY(mu_);  // see IdleFor()
 
   absl::Notification stop_;
   std::thread reaper_;

@@ -16,7 +16,7 @@ namespace {
 
 const char* const kTopLevelKeys[] = {"socket", "log_level", "grace_period_s", "cuda",
                                      "devices", "load_threads", "host_segment_min",
-                                     "device"};
+                                     "idle_exit_s", "device"};
 const char* const kLogLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
 absl::Status KeyError(const std::string& file, absl::string_view key, absl::string_view what) {
@@ -93,6 +93,13 @@ absl::Status ApplyConfigFile(const std::string& path, DaemonConfig* config) {
     }
     config->grace_period = absl::Seconds(*s);
   }
+  if (const toml::node* n = table.get("idle_exit_s")) {
+    std::optional<double> s = n->value<double>();
+    if (!s || !(n->is_number()) || *s < 0) {
+      return KeyError(path, "idle_exit_s", "must be a number of seconds >= 0 (0 = never exit)");
+    }
+    config->idle_exit = absl::Seconds(*s);
+  }
   if (const toml::node* n = table.get("cuda")) {
     if (!n->is_boolean()) return KeyError(path, "cuda", "must be true or false");
     config->cuda = *n->value<bool>();
@@ -168,7 +175,13 @@ std::string DescribeConfig(const DaemonConfig& config) {
                                  "\ngrace_period: ", absl::FormatDuration(config.grace_period),
                                  "\ncuda discovery: ", config.cuda ? "on" : "off",
                                  "\nload_threads: ", config.load_threads,
-                                 "\nhost_segment_min: ", FormatBytes(config.host_segment_min), "\n");
+                                 "\nhost_segment_min: ", FormatBytes(config.host_segment_min),
+                                 "\nidle exit: ",
+                                 config.idle_exit > absl::ZeroDuration()
+                                     ? absl::StrCat("after ", absl::FormatDuration(config.idle_exit),
+                                                    " with no sessions and no models")
+                                     : "never",
+                                 "\n");
   for (const DeviceSpecEntry& e : config.sim_devices) {
     absl::StrAppend(&out, "device ", e.device.ToString(), ": simulated, ", FormatBytes(e.bytes), "\n");
   }

@@ -32,6 +32,10 @@ struct DaemonConfig {
   // A residency's cpu bytes are split into up to load_threads memfd arenas no
   // smaller than this, so a load writes them in parallel (arena_layout.h).
   uint64_t host_segment_min = 64ULL << 20;
+  // Exit (status 0) after this long with no session but the pin session and
+  // no residency; zero = never. For a per-user daemon a client started on
+  // demand: it goes when nobody uses it.
+  absl::Duration idle_exit = absl::ZeroDuration();
 
   std::string fd_channel_path() const { return socket_path + ".fd"; }
 };

@@ -53,6 +53,16 @@ int WaitForStopSignal(const sigset_t& signals) {
   return sig;
 }
 
+int WaitForStopSignalOr(const sigset_t& signals, absl::Duration poll,
+                        const std::function<bool()>& stop_now) {
+  const timespec timeout = absl::ToTimespec(poll);
+  while (true) {
+    int sig = sigtimedwait(&signals, nullptr, &timeout);
+    if (sig > 0) return sig;
+    if (stop_now()) return 0;  // EAGAIN (timeout) or EINTR: ask again
+  }
+}
+
 void ConfigureLogging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("distorchd");
   // journald adds its own timestamps and reads "<N>" priority prefixes poorly

@@ -5,9 +5,11 @@
 
 #include <signal.h>
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace distorch {
 
@@ -16,6 +18,9 @@ namespace distorch {
 sigset_t BlockStopSignals();
 // Waits for one of them; returns its number.
 int WaitForStopSignal(const sigset_t& signals);
+// The same, but also asks `stop_now` every `poll`; returns 0 once it says yes.
+int WaitForStopSignalOr(const sigset_t& signals, absl::Duration poll,
+                        const std::function<bool()>& stop_now);
 
 // spdlog at `level`; without timestamps when journald captures stderr.
 void ConfigureLogging(const std::string& level);

@@ -2,11 +2,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/broker.h"
 #include "daemon/cli_args.h"
@@ -24,8 +26,9 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: distorchd [--config FILE] [--socket PATH] [--devices SPEC] [--log-level LEVEL]\n"
-    "                 [--check-config]\n"
+    "                 [--idle-exit-s SECONDS] [--check-config]\n"
     "  --devices sim:0=24GiB,sim:1=12GiB,cpu=64GiB  declares simulated GPUs and limits\n"
+    "  --idle-exit-s N  exit after N s with no sessions and no pinned models (0 = never)\n"
     "  DISTORCH_SOCKET is used when --socket is absent.\n";
 
 int Fail(const absl::Status& status) {
@@ -42,7 +45,7 @@ int main(int argc, char** argv) {
   sigset_t stop_signals = BlockStopSignals();
 
   absl::StatusOr<CliArgs> args = CliArgs::Parse(
-      argc, argv, {{"config", "socket", "devices", "log-level"}, {"check-config", "help", "version"}});
+      argc, argv, {{"config", "socket", "devices", "log-level", "idle-exit-s"}, {"check-config", "help", "version"}});
   if (!args.ok()) return Fail(args.status());
   if (args->Has("help")) {
     std::fputs(kUsage, stdout);
@@ -70,6 +73,14 @@ int main(int argc, char** argv) {
     }
   }
   if (auto level = args->Get("log-level")) config.log_level = *level;
+  if (auto idle = args->Get("idle-exit-s")) {
+    double seconds = 0;
+    if (!absl::SimpleAtod(*idle, &seconds) || !(seconds >= 0) || std::isinf(seconds)) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "--idle-exit-s: must be a number of seconds >= 0 (0 = never exit), got '", *idle, "'")));
+    }
+    config.idle_exit = absl::Seconds(seconds);
+  }
   if (absl::Status s = ValidateConfig(config); !s.ok()) return Fail(s);
   if (args->Has("check-config")) {
     std::printf("configuration OK\n%s", DescribeConfig(config).c_str());
@@ -111,12 +122,23 @@ int main(int argc, char** argv) {
     return Fail(absl::UnavailableError(absl::StrCat("cannot serve on ", config.socket_path)));
   }
   chmod(config.socket_path.c_str(), 0660);
-  spdlog::info("serving on {} (fd channel {}), grace period {}", config.socket_path,
-               config.fd_channel_path(), absl::FormatDuration(config.grace_period));
+  spdlog::info("serving on {} (fd channel {}), grace period {}{}", config.socket_path,
+               config.fd_channel_path(), absl::FormatDuration(config.grace_period),
+               config.idle_exit > absl::ZeroDuration()
+                   ? absl::StrCat(", exits when idle for ", absl::FormatDuration(config.idle_exit))
+                   : "");
   NotifySystemdReady();
 
-  int signal = WaitForStopSignal(stop_signals);
-  spdlog::info("received {}, shutting down", strsignal(signal));
+  int signal = WaitForStopSignalOr(stop_signals, absl::Milliseconds(250), [&] {
+    return config.idle_exit > absl::ZeroDuration() &&
+           broker.IdleFor(absl::Now()) >= config.idle_exit;
+  });
+  if (signal == 0) {
+    spdlog::info("idle for {} with no sessions and no pinned models: exiting",
+                 absl::FormatDuration(config.idle_exit));
+  } else {
+    spdlog::info("received {}, shutting down", strsignal(signal));
+  }
   NotifySystemdStopping();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   fd_channel->reset();

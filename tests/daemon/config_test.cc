@@ -32,6 +32,7 @@ grace_period_s = 2.5
 cuda = false
 load_threads = 8
 host_segment_min = "128MiB"
+idle_exit_s = 1.5
 devices = "sim:0=2GiB,cpu=8GiB"
 [device."sim:0"]
 reserve = "512MiB"
@@ -51,6 +52,9 @@ limit = 1073741824
   CHECK(c.device_settings[DeviceId::Sim(0)].reserve == (512ULL << 20));
   CHECK(c.device_settings[DeviceId::Cpu()].limit == (1ULL << 30));  // the table wins over devices
   CHECK(absl::StrContains(DescribeConfig(c), "host_segment_min: 128.00 MiB"));
+  CHECK(c.idle_exit == absl::Milliseconds(1500));
+  CHECK(absl::StrContains(DescribeConfig(c),
+                          "idle exit: after 1.5s with no sessions and no models"));
 }
 
 TEST_CASE("defaults stay when the file sets nothing", "[config]") {
@@ -59,6 +63,8 @@ TEST_CASE("defaults stay when the file sets nothing", "[config]") {
   CHECK(c.load_threads == 4);
   CHECK(c.host_segment_min == (64ULL << 20));
   CHECK(c.grace_period == absl::Seconds(10));
+  CHECK(c.idle_exit == absl::ZeroDuration());  // a system daemon never exits idle
+  CHECK(absl::StrContains(DescribeConfig(c), "idle exit: never"));
   CHECK(c.cuda);
 }
 
@@ -69,7 +75,7 @@ TEST_CASE("config mistakes name the file, the key and what is valid", "[config]"
   const Case cases[] = {
       {"sockets = \"/x\"\n",
        "sockets: unknown key (known: socket, log_level, grace_period_s, cuda, devices, "
-       "load_threads, host_segment_min, device)"},
+       "load_threads, host_segment_min, idle_exit_s, device)"},
       {"load_threads = 0\n", "load_threads: must be an integer from 1 to 64"},
       {"load_threads = \"4\"\n", "load_threads: must be an integer from 1 to 64"},
       {"host_segment_min = \"lots\"\n", "host_segment_min: "},
@@ -79,6 +85,9 @@ TEST_CASE("config mistakes name the file, the key and what is valid", "[config]"
        "host_segment_min: must be a size like \"4GiB\" or a number of bytes"},
       {"grace_period_s = -1\n", "grace_period_s: must be a number of seconds >= 0"},
       {"cuda = \"yes\"\n", "cuda: must be true or false"},
+      {"idle_exit_s = -1\n", "idle_exit_s: must be a number of seconds >= 0 (0 = never exit)"},
+      {"idle_exit_s = \"1m\"\n",
+       "idle_exit_s: must be a number of seconds >= 0 (0 = never exit)"},
       {"log_level = \"loud\"\n", "log_level 'loud': use one of trace, debug, info, warn, error, "
                                  "critical, off"},
       {"[device.\"sim:0\"]\nreserved = 1\n",
