@@ -34,7 +34,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from . import dynamic_vram, header, patches
+from . import dynamic_vram, header, make_room, patches
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class LoadOptions:
     keep_loaded: bool = False
     allow_spill: bool = False
     weight_dtype: str = ""
+    own_placement: bool = False  # a residency placed as asked, not another load's
 
 
 class SkeletonUnsupported(Exception):
@@ -142,10 +143,28 @@ class Adoption:
         extra = {}
         if opts.compute_device.startswith("cuda") and _accepts(self.client.load, "pin_host_memory"):
             extra["pin_host_memory"] = True  # host blocks feed a GPU: pin them
-        loaded = self.client.load(
-            path, allocation=opts.allocation, compute_device=opts.compute_device,
-            keep_loaded=opts.keep_loaded, pins=tuple(self.pins), allow_spill=opts.allow_spill,
-            weight_dtype=opts.weight_dtype, name=os.path.basename(path), **extra)
+        if opts.own_placement:
+            if not _accepts(self.client.load, "own_placement"):
+                raise RuntimeError("distorch: own_placement is on, but this distorch client "
+                                   "cannot ask distorchd for a placement of its own (update "
+                                   "distorch, or turn own_placement off to share the resident copy)")
+            extra["own_placement"] = True
+
+        def load():
+            return self.client.load(
+                path, allocation=opts.allocation, compute_device=opts.compute_device,
+                keep_loaded=opts.keep_loaded, pins=tuple(self.pins), allow_spill=opts.allow_spill,
+                weight_dtype=opts.weight_dtype, name=os.path.basename(path), **extra)
+        try:
+            loaded = load()
+        except Exception as e:
+            # the broker is short where ComfyUI in this process holds memory:
+            # free it the way ComfyUI does and try once more
+            freed = make_room.make_room(e, os.path.basename(path))
+            if freed is None:
+                raise
+            logger.info(freed)
+            loaded = load()
         self.loaded.append((path, loaded))
         for name, tensor in loaded.tensors.items():
             self.index.add(tensor, name, loaded.tensor_devices.get(name, opts.compute_device))
@@ -266,6 +285,62 @@ class Adoption:
                 f"client-owned {fmt_bytes(own)} in {own_tensors} tensor(s) "
                 f"({casts} dtype cast(s) by ComfyUI, the rest created by its key conversion "
                 f"or not in the file)")
+
+
+    def placement_differences(self, allocation: str) -> List[str]:
+        """Log lines for loads that attached to a residency placed for another
+        request (another compute device or allocation) than this one's."""
+        return [line for path, loaded in self.loaded
+                for line in [placement_difference(loaded, self.options, allocation)] if line]
+
+
+def _devices_named(allocation: str) -> set:
+    """The device names an allocation string mentions (cuda:N, sim:N, cpu)."""
+    import re
+    return {m.lower().replace(" ", "") for m in re.findall(r"\b(?:cuda|sim)\s*:\s*\d+|\bcpu\b",
+                                                           allocation, flags=re.IGNORECASE)}
+
+
+def placement_difference(loaded, options: LoadOptions, allocation: str) -> str:
+    """"" when `loaded` is placed as asked (or is a fresh residency), else a
+    line saying what was asked and where its weights really are.
+
+    distorchd reports what the residency was placed for and what this load
+    asked for, both canonical (residency_* / requested_* on LoadedModel);
+    with an older daemon the request is compared with the residency's compute
+    device, its "was not applied" note and the devices the weights are on."""
+    if not getattr(loaded, "shared", False):
+        return ""
+    placement = getattr(loaded, "placement", None) or {}
+    made_compute = getattr(loaded, "residency_compute_device", "") or placement.get("compute_device", "")
+    made_alloc = getattr(loaded, "residency_allocation", None)
+    if made_alloc is None:
+        made_alloc = placement.get("allocation", "")
+    actual: Dict[str, int] = {}
+    for name, device in getattr(loaded, "tensor_devices", {}).items():
+        t = loaded.tensors.get(name) if getattr(loaded, "tensors", None) else None
+        actual[device] = actual.get(device, 0) + (nbytes(t) if isinstance(t, torch.Tensor) else 0)
+    asked_compute = getattr(loaded, "requested_compute_device", "")
+    if asked_compute:
+        differs = ((made_alloc, made_compute)
+                   != (getattr(loaded, "requested_allocation", ""), asked_compute))
+    else:
+        # an allocation without '*' sends the rest to cpu
+        asked = (_devices_named(allocation) | {options.compute_device, "cpu"} if allocation
+                 else {options.compute_device})
+        differs = bool((made_compute and made_compute != options.compute_device)
+                       or "was not applied" in " ".join(placement.get("notes", []))
+                       or any(d not in asked for d in actual))
+    if not differs:
+        return ""
+    where = ", ".join(f"{d} {fmt_bytes(b)}" for d, b in sorted(actual.items())) or "unknown"
+    asked_text = f"allocation '{allocation}'" if allocation else f"everything on {options.compute_device}"
+    made_text = f"allocation '{made_alloc}'" if made_alloc else "no allocation"
+    name = getattr(loaded, "name", "") or os.path.basename(getattr(loaded, "path", ""))
+    return (f"distorch: {name}: asked for compute {options.compute_device}, {asked_text}, "
+            f"but the model was already resident, placed for compute {made_compute or '?'}, "
+            f"{made_text}; this load shares that copy: its weights are on {where}. Turn on "
+            f"own_placement on the node for a copy placed as asked (if there is room)")
 
 
 def _itemsize(dtype: torch.dtype) -> int:
