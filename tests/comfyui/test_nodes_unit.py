@@ -213,13 +213,17 @@ def test_lora_strength_change_repatches_only_affected_weights(comfy_env, caplog)
         assert p.data_ptr() == ptr[k] or p.device.type == "meta", k
 
 
-def test_no_daemon_falls_back_to_stock_with_one_warning(tmp_path, monkeypatch, caplog):
+def test_no_daemon_loads_the_stock_way_only_without_an_allocation(tmp_path, monkeypatch, caplog):
+    """Without a daemon a node with no allocation loads the stock way on its
+    device (one warning); one with an allocation fails and says how to start
+    distorchd (never a stock load that drops the allocation)."""
     import folder_paths
     import distorch.comfy as dc
     from distorch.comfy import session
     import tiny_models
     names = tiny_models.write_all(str(tmp_path))
     monkeypatch.setattr(folder_paths, "MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("DISTORCH_SOCKET", str(tmp_path / "none.sock"))
     session.set_client_factory(lambda: None)
     try:
         with caplog.at_level(logging.WARNING):
@@ -227,9 +231,19 @@ def test_no_daemon_falls_back_to_stock_with_one_warning(tmp_path, monkeypatch, c
             node = classes["DistorchUNETLoader"]()
             model = node.distorch_load(unet_name=names["unet_a"], compute_device="cpu")[0]
             node.distorch_load(unet_name=names["unet_b"], compute_device="cpu")
+            with pytest.raises(session.BrokerUnavailable) as failed:
+                node.distorch_load(unet_name=names["unet_a"], compute_device="cpu",
+                                   expert_mode_allocations="sim:0,50%;cpu,*")
+            with pytest.raises(session.BrokerUnavailable):
+                node.distorch_load(unet_name=names["unet_a"], compute_device="sim:0",
+                                   virtual_vram_gb=1.0, donor_device="cpu")
         warnings = [r for r in caplog.records if "distorchd is not running" in r.getMessage()]
         assert len(warnings) == 1
-        assert "start it with `distorchd`" in warnings[0].getMessage()
+        assert "distorchd --socket " + str(tmp_path / "none.sock") in warnings[0].getMessage()
+        text = str(failed.value)
+        assert "asks for the allocation 'sim:0,50%;cpu,*'" in text
+        assert str(tmp_path / "none.sock") in text and "distorchd --socket" in text
+        assert "not loaded the stock way" in text
         assert type(model).__name__ == "ModelPatcher"
         assert torch.equal(run(model), run(native_unet(type("E", (), {"names": names}))))
     finally:

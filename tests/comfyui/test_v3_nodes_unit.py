@@ -16,7 +16,7 @@ from execution import PromptExecutor, validate_inputs
 from main import free_flow
 
 BROKER_INPUTS = ("compute_device", "virtual_vram_gb", "donor_device", "expert_mode_allocations",
-                 "keep_loaded")
+                 "keep_loaded", "own_placement")
 
 
 def mappings(env):
@@ -62,7 +62,7 @@ def test_object_info_shows_the_broker_inputs_with_the_v1_defaults(comfy_env):
     v1 = info["DistorchCLIPLoader"]["input"]["optional"]
     assert optional["compute_device"][1]["options"] == v1["compute_device"][0]
     assert optional["donor_device"][1]["default"] == v1["donor_device"][1]["default"]
-    for name in ("virtual_vram_gb", "expert_mode_allocations", "keep_loaded"):
+    for name in ("virtual_vram_gb", "expert_mode_allocations", "keep_loaded", "own_placement"):
         assert optional[name][0] == v1[name][0], name
         for key, value in v1[name][1].items():
             assert optional[name][1][key] == value, (name, key)

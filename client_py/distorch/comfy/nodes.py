@@ -8,8 +8,10 @@ function unchanged, so models are built by ComfyUI's own code:
                           plus keep_loaded; weights come zero-copy from distorchd
   Distorch<Loader>Device  device selectors: a device input, stock loading
 
-Without a running daemon the broker nodes load the stock way on the chosen
-device (session.py warns once).
+Without a daemon that can be reached or started (session.py), a broker node
+that asks for an allocation fails with an error saying how to start one; one
+without an allocation loads the stock way on its compute device (session.py
+warns once).
 
 This module builds the twins of V1 stock nodes (INPUT_TYPES / FUNCTION); a
 stock node that is a V3 node (comfy_api io.ComfyNode) gets V3 twins from
@@ -32,7 +34,7 @@ from .registry import REGISTRY, inputs_hash, roots_of
 logger = logging.getLogger(__name__)
 
 BROKER_INPUTS = ("compute_device", "virtual_vram_gb", "donor_device",
-                 "expert_mode_allocations", "keep_loaded")
+                 "expert_mode_allocations", "keep_loaded", "own_placement")
 
 # (stock node, kind, title). kind picks the device question ComfyUI asks:
 # model -> get_torch_device, clip -> text_encoder_device, checkpoint -> both.
@@ -121,6 +123,7 @@ def run_broker(stock: Callable[[dict], object], node_type: str, kind: str, kwarg
     names = device_names(True)
     compute = opts.get("compute_device") or devices.default_compute(names)
     keep = bool(opts.get("keep_loaded", False))
+    own = bool(opts.get("own_placement", False))
     allocation = allocation_for(compute, float(opts.get("virtual_vram_gb", 0.0) or 0.0),
                                 opts.get("donor_device") or "cpu",
                                 str(opts.get("expert_mode_allocations") or ""))
@@ -129,18 +132,28 @@ def run_broker(stock: Callable[[dict], object], node_type: str, kind: str, kwarg
     def stock_load():
         return stock(kwargs)
 
-    client = session.client()
-    if client is None:
+    def stock_load_on_compute():
+        # no allocation asked for: the stock load on the node's device loses nothing
+        if allocation:
+            raise session.unavailable_error(node_type, allocation)
         with devices.override_devices(**slots):
             return stock_load()
 
-    load_key = inputs_hash(node_type, {**kwargs, "compute": compute, "allocation": allocation})
+    client = session.client()
+    if client is None:
+        return stock_load_on_compute()
+
+    load_key = inputs_hash(node_type, {**kwargs, "compute": compute, "allocation": allocation,
+                                       **({"own_placement": True} if own else {})})
     entry = REGISTRY.lookup(load_key)
+    if entry is not None and any(getattr(m, "lost", False) for _, m in entry.loaded):
+        entry = None  # loaded through a daemon that has since restarted: load again
     if entry is not None:
         logger.info("distorch: %s already loaded here; reusing it", entry.name)
         return REGISTRY.reuse(entry, keep, node_id)
 
-    options = loading.LoadOptions(compute_device=compute, allocation=allocation, keep_loaded=keep)
+    options = loading.LoadOptions(compute_device=compute, allocation=allocation, keep_loaded=keep,
+                                  own_placement=own)
     with devices.override_devices(initial=torch.device("cpu"), **slots):
         pins = loading.run_skeleton(stock_load, options)
         adoption = loading.Adoption(mode="real", options=options, client=client, pins=pins)
@@ -155,8 +168,7 @@ def run_broker(stock: Callable[[dict], object], node_type: str, kind: str, kwarg
                     pass
             if type(e).__name__ == "DaemonUnavailable":
                 session.drop(str(e))
-                with devices.override_devices(**slots):
-                    return stock_load()
+                return stock_load_on_compute()
             if type(e).__name__.endswith("Error") and type(e).__module__.startswith("distorch"):
                 raise RuntimeError(f"distorch: {e}") from e
             raise
@@ -172,6 +184,8 @@ def run_broker(stock: Callable[[dict], object], node_type: str, kind: str, kwarg
     for p in patchers:
         p.model._distorch_placement.entry = entry
     logger.info(adoption.summary([p.model for p in patchers]))
+    for line in adoption.placement_differences(allocation):
+        logger.warning(line)
     return out
 
 
@@ -190,6 +204,7 @@ def make_broker_node(stock_cls, kind: str, title: str):
             optional["donor_device"] = (names, {"default": devices.default_donor(names, compute)})
             optional["expert_mode_allocations"] = ("STRING", {"multiline": False, "default": ""})
             optional["keep_loaded"] = ("BOOLEAN", {"default": False})
+            optional["own_placement"] = ("BOOLEAN", {"default": False})
             inputs.setdefault("hidden", {})["unique_id"] = "UNIQUE_ID"
             return inputs
 

@@ -91,10 +91,13 @@ class Registry:
 
     # -- node side ----------------------------------------------------------
     def change_token(self, node_type: str, inputs: Dict[str, object]) -> str:
-        """IS_CHANGED value: the inputs, plus a generation bumped on eject."""
+        """IS_CHANGED value: the inputs, a generation bumped on eject, and the
+        broker connection (so a daemon that appeared or restarted since the
+        last run makes ComfyUI run the node again, through it)."""
         h = inputs_hash(node_type, inputs)
+        connection = session.connection_identity()
         with self._lock:
-            return f"{h}:{self._generation.get(h, 0)}"
+            return f"{h}:{self._generation.get(h, 0)}:{connection}"
 
     def lookup(self, load_key: str) -> Optional[Entry]:
         with self._lock:

@@ -82,8 +82,9 @@ def _as_node_output(io, out):
 
 def make_broker_node(stock_cls, kind: str, title: str) -> type:
     """Distorch<Loader> for a V3 stock loader: the stock inputs plus
-    compute_device, virtual_vram_gb, donor_device, expert_mode_allocations and
-    keep_loaded (the V1 twins' defaults), loading through the broker."""
+    compute_device, virtual_vram_gb, donor_device, expert_mode_allocations,
+    keep_loaded and own_placement (the V1 twins' defaults), loading through the
+    broker."""
     from . import nodes  # nodes dispatches here; import late to avoid a cycle
     io = _io()
     node_id = "Distorch" + stock_cls.__name__
@@ -104,6 +105,7 @@ def make_broker_node(stock_cls, kind: str, title: str) -> type:
                 io.String.Input("expert_mode_allocations", multiline=False, default="",
                                 optional=True),
                 io.Boolean.Input("keep_loaded", default=False, optional=True),
+                io.Boolean.Input("own_placement", default=False, optional=True),
             ]
             schema.hidden = list(schema.hidden or [])
             if io.Hidden.unique_id not in schema.hidden:
