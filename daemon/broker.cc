@@ -127,14 +127,30 @@ absl::StatusOr<PlanRequest> Broker::BuildPlanRequest(std::vector<TensorInfo> ten
   request.tensors = std::move(tensors);
   request.pins = std::move(pins);
   request.allow_spill = allow_spill;
-  if (compute.empty()) {
-    request.compute = devices_->DefaultCompute();
-  } else {
+  std::optional<AllocSpec> spec;
+  if (!allocation.empty()) {
+    absl::StatusOr<AllocSpec> parsed = ParseAllocation(allocation);
+    if (!parsed.ok()) return parsed.status();
+    spec = *std::move(parsed);
+  }
+  if (!compute.empty()) {
     absl::StatusOr<DeviceId> id = ParseDeviceId(compute);
     if (!id.ok()) return id.status();
     request.compute = *id;
+    // Checked here, not only by the planner, so an attach is refused too.
+    if (spec.has_value() && spec->compute_device.has_value() &&
+        *spec->compute_device != request.compute) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the allocation computes on ", spec->compute_device->ToString(),
+                       " but the request on ", request.compute.ToString(),
+                       ": give the same compute device to both"));
+    }
+  } else if (spec.has_value() && spec->compute_device.has_value()) {
+    request.compute = *spec->compute_device;  // MultiGPU's "EXPERT#COMPUTE"
+  } else {
+    request.compute = devices_->DefaultCompute();
   }
-  if (allocation.empty()) {
+  if (!spec.has_value()) {
     // No allocation: the whole model on the compute device.
     request.alloc.mode = AllocMode::kBytes;
     AllocEntry all;
@@ -142,19 +158,20 @@ absl::StatusOr<PlanRequest> Broker::BuildPlanRequest(std::vector<TensorInfo> ten
     all.is_rest = true;
     request.alloc.entries.push_back(all);
   } else {
-    absl::StatusOr<AllocSpec> spec = ParseAllocation(allocation);
-    if (!spec.ok()) return spec.status();
     request.alloc = *std::move(spec);
   }
   request.devices = devices_->Inventory();
   return request;
 }
 
-absl::StatusOr<Placement> Broker::Plan(const PlanArgs& args) const {
+absl::StatusOr<PlanOutcome> Broker::Plan(const PlanArgs& args) const {
   absl::StatusOr<PlanRequest> request = BuildPlanRequest(
       args.tensors, args.allocation, args.compute_device, args.pins, args.allow_spill);
   if (!request.ok()) return request.status();
-  return PlanPlacement(*request);
+  absl::StatusOr<Placement> placement = PlanPlacement(*request);
+  if (!placement.ok()) return placement.status();
+  return PlanOutcome{*std::move(placement), request->alloc.ToString(),
+                     request->compute.ToString()};
 }
 
 LoadOutcome Broker::Outcome(std::shared_ptr<const Resident> resident, LeaseId lease,
@@ -190,6 +207,36 @@ absl::StatusOr<LoadOutcome> Broker::Attach(
   }
 }
 
+Broker::ResidencyChoice Broker::ChooseResidency(const ModelKey& model, bool own_placement,
+                                                const std::string& allocation,
+                                                const std::string& compute) const {
+  ResidencyChoice choice;
+  choice.new_key = model;
+  std::vector<std::pair<ResidencyId, ModelKey>> same = registry_.FindSameModel(model);
+  if (same.empty()) return choice;  // the first copy is the model's shared residency
+  if (!own_placement) {
+    // Sharing is the point: the shared residency, else the oldest other one.
+    choice.attach = same.front();
+    for (const auto& entry : same) {
+      if (entry.second.placement.empty()) choice.attach = entry;
+    }
+    return choice;
+  }
+  bool have_shared = false;
+  for (const auto& entry : same) {
+    have_shared |= entry.second.placement.empty();
+    std::shared_ptr<Resident> r = FindResident(entry.first);
+    if (r != nullptr && r->allocation == allocation && r->compute_device == compute) {
+      choice.attach = entry;
+      return choice;
+    }
+  }
+  // None is placed as asked: a residency of its own, keyed by its placement
+  // (or the shared one, when only other own-placement residencies are left).
+  if (have_shared) choice.new_key.placement = absl::StrCat(allocation, "@", compute);
+  return choice;
+}
+
 absl::StatusOr<LoadOutcome> Broker::Load(
     const LoadArgs& args, const std::function<void(uint64_t, uint64_t)>& progress) {
   NoteActivity();  // a pin load holds no session until it leases the model
@@ -210,12 +257,13 @@ absl::StatusOr<LoadOutcome> Broker::Load(
     return absl::Status(stored.status().code(),
                         absl::StrCat("model '", args.name, "': ", stored.status().message()));
   }
-  const ModelKey key{file->identity, absl::StrCat("dtype=", dtype->name)};
+  const ModelKey model_key{file->identity, absl::StrCat("dtype=", dtype->name), ""};
   const bool keep = args.keep_loaded || args.operator_pin;
 
   std::shared_ptr<Resident> resident;
   Registry::Acquired acquired;
   std::string attach_note;
+  std::string wanted_allocation, wanted_compute;
   {
     absl::MutexLock plan_lock(&placement_mu_);
     // Parse the allocation and compute device even when attaching, so a bad
@@ -223,24 +271,44 @@ absl::StatusOr<LoadOutcome> Broker::Load(
     absl::StatusOr<PlanRequest> request = BuildPlanRequest(
         *stored, args.allocation, args.compute_device, args.pins, args.allow_spill);
     if (!request.ok()) return request.status();
-    if (std::optional<ResidencyId> existing = registry_.Find(key); existing.has_value()) {
-      std::shared_ptr<Resident> current = FindResident(*existing);
-      std::string wanted = request->alloc.ToString();
-      if (current != nullptr && !args.allocation.empty() && current->allocation != wanted) {
+    wanted_allocation = request->alloc.ToString();
+    wanted_compute = request->compute.ToString();
+    // A residency to attach to may end between the choice and the lease (its
+    // last lease goes outside this lock): then choose again.
+    ResidencyChoice choice;
+    for (int tries = 0; acquired.lease == 0; ++tries) {
+      choice = ChooseResidency(model_key, args.own_placement, wanted_allocation, wanted_compute);
+      if (!choice.attach.has_value()) break;
+      if (tries == 3) {
+        return absl::UnavailableError(absl::StrCat(
+            "model '", args.name, "' kept ending while this load attached to it; try again"));
+      }
+      std::shared_ptr<Resident> current = FindResident(choice.attach->first);
+      if (current != nullptr && !args.allocation.empty() &&
+          (current->allocation != wanted_allocation ||
+           (!args.compute_device.empty() && current->compute_device != wanted_compute))) {
         attach_note = absl::StrCat("already resident with allocation ", current->allocation,
                                    " (compute ", current->compute_device, "); the requested ",
-                                   wanted, " was not applied: one copy is shared");
+                                   wanted_allocation, " (compute ", wanted_compute,
+                                   ") was not applied: one copy is shared (ask with "
+                                   "own_placement for a residency of its own)");
       }
-      absl::StatusOr<Registry::Acquired> a = registry_.Acquire(session, key, args.name, keep, {});
+      absl::StatusOr<Registry::Acquired> a =
+          registry_.Acquire(session, choice.attach->second, args.name, keep, {});
       if (!a.ok()) return a.status();
       if (!a->must_load) {
         spdlog::info("session {} leased model {} '{}' (shared, keep_loaded={})", session,
                      a->residency, args.name, keep);
         acquired = *a;
       } else {
-        // It ended between Find and Acquire: drop the empty residency, load anew.
-        (void)registry_.Evict(a->residency);
+        (void)registry_.Evict(a->residency);  // it had ended: drop the empty one
+        attach_note.clear();
       }
+    }
+    const ModelKey& key = choice.new_key;
+    if (acquired.lease == 0 && !key.placement.empty()) {
+      spdlog::info("session {} asked for its own placement of '{}' ({} on {}): loading a "
+                   "second residency", session, args.name, wanted_allocation, wanted_compute);
     }
     if (acquired.lease == 0) {
       absl::StatusOr<Placement> placement = PlanPlacement(*request);
@@ -289,7 +357,11 @@ absl::StatusOr<LoadOutcome> Broker::Load(
 
   if (resident == nullptr) {
     absl::StatusOr<LoadOutcome> attached = Attach(acquired.residency, acquired.lease, progress);
-    if (attached.ok() && !attach_note.empty()) attached->notes.push_back(attach_note);
+    if (attached.ok()) {
+      if (!attach_note.empty()) attached->notes.push_back(attach_note);
+      attached->requested_allocation = wanted_allocation;
+      attached->requested_compute_device = wanted_compute;
+    }
     return attached;
   }
 
@@ -332,7 +404,10 @@ absl::StatusOr<LoadOutcome> Broker::Load(
                FormatBytes(resident->bytes_total), seconds,
                seconds > 0 ? resident->bytes_total / seconds / 1e9 : 0.0);
   if (progress) progress(resident->bytes_total, resident->bytes_total);
-  return Outcome(std::move(resident), acquired.lease, /*shared=*/false);
+  LoadOutcome outcome = Outcome(std::move(resident), acquired.lease, /*shared=*/false);
+  outcome.requested_allocation = wanted_allocation;
+  outcome.requested_compute_device = wanted_compute;
+  return outcome;
 }
 
 absl::StatusOr<std::vector<EndedResidency>> Broker::Release(SessionId session, LeaseId lease) {

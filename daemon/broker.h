@@ -6,8 +6,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -36,6 +38,9 @@ struct LoadArgs {
   bool allow_spill = false;
   std::string weight_dtype;  // "" / "keep"
   bool operator_pin = false;  // lease held by kPinSession
+  // A residency placed as asked: share one only when its placement is equal
+  // (LoadRequest.own_placement).
+  bool own_placement = false;
 };
 
 struct LoadOutcome {
@@ -45,6 +50,10 @@ struct LoadOutcome {
   std::shared_ptr<const Resident> resident;
   std::string arena_ticket;  // GET on the fd channel for the memfds
   std::vector<std::string> notes;  // for this load only (added to the placement's)
+  // The request's placement in canonical form (resident->allocation and
+  // compute_device say what the residency was placed with).
+  std::string requested_allocation;
+  std::string requested_compute_device;
 };
 
 struct PlanArgs {
@@ -53,6 +62,14 @@ struct PlanArgs {
   std::string compute_device;
   std::vector<std::string> pins;
   bool allow_spill = false;
+};
+
+// A plan and what it was made for: the canonical allocation and the compute
+// device it ran on (the request's, the string's, or the default).
+struct PlanOutcome {
+  Placement placement;
+  std::string allocation;
+  std::string compute_device;
 };
 
 struct DeviceView {
@@ -99,7 +116,7 @@ class Broker {
   absl::StatusOr<int> SetKeepLoaded(SessionId session, ResidencyId model, bool keep);
   absl::StatusOr<std::vector<EndedResidency>> Evict(ResidencyId model, const std::string& name);
 
-  absl::StatusOr<Placement> Plan(const PlanArgs& args) const;
+  absl::StatusOr<PlanOutcome> Plan(const PlanArgs& args) const;
   std::vector<DeviceView> Devices() const;
   std::vector<ModelView> Models() const;
   std::vector<SessionSnapshot> Sessions() const { return registry_.Sessions(); }
@@ -121,6 +138,15 @@ class Broker {
                                                const std::string& compute,
                                                std::vector<std::string> pins,
                                                bool allow_spill) const;
+  // Which residency a load attaches to, or the key of the one it creates.
+  // Called under placement_mu_.
+  struct ResidencyChoice {
+    std::optional<std::pair<ResidencyId, ModelKey>> attach;
+    ModelKey new_key;  // when !attach
+  };
+  ResidencyChoice ChooseResidency(const ModelKey& model, bool own_placement,
+                                  const std::string& allocation,
+                                  const std::string& compute) const;
   absl::StatusOr<LoadOutcome> Attach(ResidencyId id, LeaseId lease,
                                      const std::function<void(uint64_t, uint64_t)>& progress);
   LoadOutcome Outcome(std::shared_ptr<const Resident> resident, LeaseId lease, bool shared);

@@ -73,6 +73,10 @@ void ToProto(const LoadOutcome& outcome, v1::LoadResult* out) {
   out->set_lease_id(outcome.lease);
   out->set_shared(outcome.shared);
   out->set_arena_ticket(outcome.arena_ticket);
+  out->set_residency_allocation(r.allocation);
+  out->set_residency_compute_device(r.compute_device);
+  out->set_requested_allocation(outcome.requested_allocation);
+  out->set_requested_compute_device(outcome.requested_compute_device);
   ToProto(r.placement, r.compute_device, r.allocation, out->mutable_placement());
   for (const std::string& note : outcome.notes) out->mutable_placement()->add_notes(note);
   for (size_t i = 0; i < r.arenas.size(); ++i) {
@@ -144,6 +148,7 @@ void ToProto(const ModelView& model, v1::ModelInfo* out) {
                  : r.state == ResidencyState::kLoading ? "loading"
                                                         : "failed");
   out->set_identity(r.key.ToString());
+  out->set_own_placement(!r.key.placement.empty());
   for (const auto& [device, bytes] : r.bytes_by_device) {
     v1::DeviceBytes* db = out->add_devices();
     db->set_device(device.ToString());
@@ -155,6 +160,8 @@ void ToProto(const ModelView& model, v1::ModelInfo* out) {
     out->set_bytes_loaded(model.resident->bytes_loaded);
     out->set_weight_dtype(model.resident->weight_dtype);
     out->set_tensors(static_cast<uint32_t>(model.resident->tensors.size()));
+    out->set_allocation(model.resident->allocation);
+    out->set_compute_device(model.resident->compute_device);
   }
 }
 

@@ -60,6 +60,7 @@ grpc::ServerWriteReactor<v1::LoadEvent>* BrokerService::Load(grpc::CallbackServe
   args.allow_spill = req->allow_spill();
   args.weight_dtype = req->weight_dtype();
   args.operator_pin = req->pin();
+  args.own_placement = req->own_placement();
   return new LoadReactor(broker_, std::move(args));
 }
 
@@ -120,14 +121,11 @@ grpc::ServerUnaryReactor* BrokerService::Plan(grpc::CallbackServerContext* ctx,
   args.compute_device = req->compute_device();
   args.pins.assign(req->pins().begin(), req->pins().end());
   args.allow_spill = req->allow_spill();
-  absl::StatusOr<Placement> placement = broker_->Plan(args);
-  if (placement.ok()) {
-    std::string compute = args.compute_device.empty()
-                              ? broker_->devices().DefaultCompute().ToString()
-                              : args.compute_device;
-    ToProto(*placement, compute, args.allocation, reply->mutable_placement());
+  absl::StatusOr<PlanOutcome> plan = broker_->Plan(args);
+  if (plan.ok()) {
+    ToProto(plan->placement, plan->compute_device, plan->allocation, reply->mutable_placement());
   }
-  return Done(ctx, placement.status());
+  return Done(ctx, plan.status());
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListDevices(grpc::CallbackServerContext* ctx,

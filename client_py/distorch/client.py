@@ -71,7 +71,11 @@ class LoadedModel:
     torch.Tensor, file order), tensor_devices (name -> broker device: "sim:0",
     "cpu", "cuda:1"), blocks (name -> block), tensor_dtypes (name -> daemon
     dtype: "BF16", "Q4_0"; GGML quantised tensors are flat uint8), lost (the
-    daemon restarted or evicted it: no longer leased, still mapped), released.
+    daemon restarted or evicted it: no longer leased, still mapped), released,
+    residency_allocation and residency_compute_device (what the residency was
+    placed for, canonical) and requested_allocation and
+    requested_compute_device (what this load asked for, in the same form: they
+    differ when it attached to a residency another load placed).
 
     Tensors must not be used after close(): close() unmaps the arenas at once
     when nothing else holds their tensors; tensors still referenced elsewhere
@@ -91,6 +95,10 @@ class LoadedModel:
         self.lease_id = int(result.lease_id)
         self.shared = bool(result.shared)
         self.placement = t.placement_dict(result.placement)
+        self.residency_allocation = result.residency_allocation
+        self.residency_compute_device = result.residency_compute_device
+        self.requested_allocation = result.requested_allocation
+        self.requested_compute_device = result.requested_compute_device
         arenas = list(result.arenas)
         self.arena_devices = [a.device for a in arenas]
         self.tensors: Dict[str, Any] = adopted.tensors
@@ -371,7 +379,7 @@ class Client:
              compute_device: str = "", keep_loaded: bool = False, pins: Sequence[str] = (),
              allow_spill: bool = False, weight_dtype: str = "", name: Optional[str] = None,
              progress: Optional[Callable[[int, int], None]] = None, writable: bool = False,
-             pin_host_memory: bool = False) -> LoadedModel:
+             pin_host_memory: bool = False, own_placement: bool = False) -> LoadedModel:
         """Loads (or attaches to) the model in `path` and maps its tensors.
 
         The file is opened here (so the daemon reads only what this process
@@ -379,7 +387,10 @@ class Client:
         bytes_total) is called while the daemon loads (or while another
         session's load of the same model finishes). writable=True maps private
         copy-on-write pages; pin_host_memory=True registers host arenas with
-        CUDA (a no-op without CUDA)."""
+        CUDA (a no-op without CUDA). A model already resident is shared
+        whatever allocation it was placed with; own_placement=True asks for a
+        residency placed as this call says (a second copy, capacity
+        permitting, unless one with that placement exists)."""
         path = os.fspath(path)
         display = name or os.path.basename(path)
         session = self._ensure()
@@ -398,7 +409,7 @@ class Client:
             session_id=session.session_id, file_ticket=ticket, name=display,
             allocation=allocation or "", compute_device=compute_device or "",
             keep_loaded=bool(keep_loaded), pins=list(pins), allow_spill=bool(allow_spill),
-            weight_dtype=weight_dtype or "")
+            weight_dtype=weight_dtype or "", own_placement=bool(own_placement))
         result = None
         call = session.stub.Load(request)
         try:

@@ -68,6 +68,9 @@ class ModelInfo:
     identity: str = ""
     weight_dtype: str = ""
     tensors: int = 0
+    allocation: str = ""  # canonical allocation the residency was placed with
+    compute_device: str = ""
+    own_placement: bool = False  # a second residency an own_placement load made
 
 
 @dataclass
@@ -120,7 +123,8 @@ def model_info(pb: Any) -> ModelInfo:
     return ModelInfo(int(pb.model_id), pb.name, pb.state, int(pb.bytes_total),
                      int(pb.bytes_loaded), [device_bytes(d) for d in pb.devices],
                      [lease_info(l) for l in pb.leases], pb.identity, pb.weight_dtype,
-                     int(pb.tensors))
+                     int(pb.tensors), pb.allocation, pb.compute_device,
+                     bool(pb.own_placement))
 
 
 def session_info(pb: Any) -> SessionInfo:

@@ -126,6 +126,18 @@ std::optional<ResidencyId> Registry::Find(const ModelKey& key) const {
   return it->second;
 }
 
+std::vector<std::pair<ResidencyId, ModelKey>> Registry::FindSameModel(
+    const ModelKey& key) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<ResidencyId, ModelKey>> out;
+  for (const auto& [k, id] : by_key_) {
+    if (k.SameModel(key)) out.emplace_back(id, k);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
 absl::Status Registry::MarkReady(ResidencyId residency) {
   absl::MutexLock lock(&mu_);
   auto it = residencies_.find(residency);

@@ -73,7 +73,7 @@ absl::Status RunModels(const CtlContext& ctx) {
     std::printf("no models resident\n");
     return absl::OkStatus();
   }
-  Table table({"ID", "NAME", "STATE", "LOADED", "DEVICES", "LEASES"});
+  Table table({"ID", "NAME", "STATE", "LOADED", "ALLOCATION", "DEVICES", "LEASES"});
   for (const v1::ModelInfo& m : reply.models()) {
     std::string loaded = absl::StrCat(FormatBytes(m.bytes_loaded()), " / ", FormatBytes(m.bytes_total()));
     std::string devices = absl::StrJoin(m.devices(), ", ", [](std::string* out, const auto& d) {
@@ -82,7 +82,14 @@ absl::Status RunModels(const CtlContext& ctx) {
     std::string leases = absl::StrJoin(m.leases(), ", ", [](std::string* out, const auto& l) {
       absl::StrAppend(out, "session ", l.session_id(), l.keep_loaded() ? " (keep)" : "");
     });
-    table.Add({absl::StrCat(m.model_id()), m.name(), m.state(), loaded, devices, leases});
+    // What the residency was placed for; "(own)" marks a second residency an
+    // own_placement load asked for.
+    std::string allocation =
+        m.allocation().empty() ? "-"
+                               : absl::StrCat(m.allocation(), " on ", m.compute_device(),
+                                              m.own_placement() ? " (own)" : "");
+    table.Add({absl::StrCat(m.model_id()), m.name(), m.state(), loaded, allocation, devices,
+               leases});
   }
   table.Print();
   return absl::OkStatus();

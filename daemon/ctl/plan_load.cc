@@ -53,14 +53,17 @@ absl::StatusOr<v1::Placement> PlanOffline(const CtlContext& ctx, std::vector<Ten
     HostMemory mem = ReadHostMemory();
     request.devices.push_back(DeviceCapacity{DeviceId::Cpu(), mem.total, mem.available, 0, 0});
   }
+  absl::StatusOr<AllocSpec> alloc = ParseAllocation(ctx.args->Get("alloc").value_or(""));
+  if (!alloc.ok()) return alloc.status();
+  request.alloc = *alloc;
+  // Without --compute: the device the string names ("EXPERT#cuda:1"), else
+  // the first GPU, as the daemon does. A conflict is the planner's error.
   std::string compute = ctx.args->Get("compute").value_or("");
+  if (compute.empty() && alloc->compute_device) compute = alloc->compute_device->ToString();
   if (compute.empty()) compute = first_gpu ? first_gpu->ToString() : "cpu";
   absl::StatusOr<DeviceId> compute_id = ParseDeviceId(compute);
   if (!compute_id.ok()) return compute_id.status();
   request.compute = *compute_id;
-  absl::StatusOr<AllocSpec> alloc = ParseAllocation(ctx.args->Get("alloc").value_or(""));
-  if (!alloc.ok()) return alloc.status();
-  request.alloc = *alloc;
   request.pins = ctx.args->GetAll("pin-block");
   request.allow_spill = ctx.args->Has("allow-spill");
   absl::StatusOr<Placement> placement = PlanPlacement(request);
@@ -166,6 +169,7 @@ absl::Status RunLoad(const CtlContext& ctx) {
   request.set_keep_loaded(ctx.args->Has("keep"));
   request.set_pin(pin);
   request.set_allow_spill(ctx.args->Has("allow-spill"));
+  request.set_own_placement(ctx.args->Has("own-placement"));
   request.set_weight_dtype(ctx.args->Get("dtype").value_or(""));
   for (const std::string& p : ctx.args->GetAll("pin-block")) request.add_pins(p);
   const bool tty = isatty(STDERR_FILENO);

@@ -30,19 +30,29 @@ using LeaseId = uint64_t;
 // open and never expires.
 inline constexpr SessionId kPinSession = 1;
 
-// Identifies a model's bytes: the file's identity plus the load options that
-// change bytes (weight dtype). Two loads with equal keys share one residency.
+// Identifies a residency: the model's bytes (the file's identity plus the
+// load options that change bytes, e.g. weight dtype) and, for a residency a
+// load asked to have to itself (LoadRequest.own_placement), its placement.
+// Two loads with equal keys share one residency.
 struct ModelKey {
   std::string file_identity;  // "dev:ino:size:mtime_ns"
   std::string options;        // "dtype=keep"
+  // "" for the model's shared residency; "ALLOCATION@COMPUTE" (canonical) for
+  // a second residency placed as its own_placement load asked.
+  std::string placement;
+  bool SameModel(const ModelKey& other) const {
+    return file_identity == other.file_identity && options == other.options;
+  }
   friend bool operator==(const ModelKey& a, const ModelKey& b) {
-    return a.file_identity == b.file_identity && a.options == b.options;
+    return a.SameModel(b) && a.placement == b.placement;
   }
   template <typename H>
   friend H AbslHashValue(H h, const ModelKey& k) {
-    return H::combine(std::move(h), k.file_identity, k.options);
+    return H::combine(std::move(h), k.file_identity, k.options, k.placement);
   }
-  std::string ToString() const { return file_identity + "|" + options; }
+  std::string ToString() const {
+    return file_identity + "|" + options + (placement.empty() ? "" : "|" + placement);
+  }
 };
 
 // kFailed is never listed: a failed load ends its residency, and AwaitReady
@@ -150,6 +160,9 @@ class Registry {
                                    std::map<DeviceId, uint64_t> bytes_by_device);
   // The residency id for `key`, if one exists (any state).
   std::optional<ResidencyId> Find(const ModelKey& key) const;
+  // Every residency of the same model as `key` (same file and options, any
+  // placement), oldest first, with its key.
+  std::vector<std::pair<ResidencyId, ModelKey>> FindSameModel(const ModelKey& key) const;
 
   // The loader finished. Cancelled if every lease went while it loaded (the
   // caller frees the memory it filled; the residency is already gone);

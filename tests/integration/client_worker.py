@@ -122,7 +122,8 @@ def main() -> int:
                                 keep_loaded=cmd.get("keep", False), pins=cmd.get("pins", ()),
                                 allow_spill=cmd.get("allow_spill", False),
                                 name=cmd.get("name"), progress=progress,
-                                writable=cmd.get("writable", False))
+                                writable=cmd.get("writable", False),
+                                own_placement=cmd.get("own_placement", False))
                 models[cmd.get("key", cmd["path"])] = m
                 reply({"ok": True, "model_id": m.model_id, "lease_id": m.lease_id,
                        "shared": m.shared, "placement": m.placement,
@@ -130,7 +131,11 @@ def main() -> int:
                        "arena_devices": m.arena_devices,
                        "dtypes": {n: str(t.dtype) for n, t in m.tensors.items()},
                        "shapes": {n: list(t.shape) for n, t in m.tensors.items()},
-                       "nbytes": m.nbytes})
+                       "nbytes": m.nbytes,
+                       "residency_allocation": m.residency_allocation,
+                       "residency_compute_device": m.residency_compute_device,
+                       "requested_allocation": m.requested_allocation,
+                       "requested_compute_device": m.requested_compute_device})
             elif op == "hashes":
                 m = models[cmd["key"]]
                 reply({"ok": True, "hashes": {n: tensor_bytes_hash(t) for n, t in m.tensors.items()},

@@ -14,7 +14,7 @@ namespace {
 const absl::Duration kGrace = absl::Seconds(30);
 const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 
-ModelKey Key(const std::string& file) { return ModelKey{file, "dtype=keep"}; }
+ModelKey Key(const std::string& file) { return ModelKey{file, "dtype=keep", ""}; }
 
 std::map<DeviceId, uint64_t> Bytes(uint64_t cuda0, uint64_t cpu) {
   return {{DeviceId::Cuda(0), cuda0}, {DeviceId::Cpu(), cpu}};
@@ -350,6 +350,34 @@ TEST_CASE("MarkReady and MarkFailed misuse", "[registry]") {
   CHECK(why.code() == absl::StatusCode::kInternal);
   CHECK(std::string(why.message()) == "loading 'b' failed without a reason");
   CHECK(LeasesOf(registry, s) == std::vector<LeaseId>{a.lease});
+}
+
+TEST_CASE("A residency of one's own is a second key of the same model", "[registry]") {
+  Registry registry(kGrace);
+  SessionId a = registry.OpenSession("a", 1);
+  SessionId b = registry.OpenSession("b", 2);
+  Registry::Acquired shared = Load(registry, a, "m", false);
+  ModelKey own = Key("m");
+  own.placement = "sim:1,*@sim:1";
+  absl::StatusOr<Registry::Acquired> second =
+      registry.Acquire(b, own, "m", false, Bytes(0, 300));
+  REQUIRE(second.ok());
+  CHECK(second->must_load);  // not the shared one: its own residency
+  CHECK(second->residency != shared.residency);
+  REQUIRE(registry.MarkReady(second->residency).ok());
+  CHECK(registry.Find(own) == second->residency);
+  CHECK(registry.Find(Key("m")) == shared.residency);
+  CHECK(own.ToString() == "m|dtype=keep|sim:1,*@sim:1");
+  CHECK(Key("m").ToString() == "m|dtype=keep");
+
+  Load(registry, a, "other", false);
+  std::vector<std::pair<ResidencyId, ModelKey>> same = registry.FindSameModel(own);
+  REQUIRE(same.size() == 2);  // "other" is another model
+  CHECK(same[0].first == shared.residency);
+  CHECK(same[0].second == Key("m"));
+  CHECK(same[1].first == second->residency);
+  CHECK(same[1].second == own);
+  CHECK(registry.BytesByDevice()[DeviceId::Cpu()] == 200 + 300 + 200);
 }
 
 }  // namespace

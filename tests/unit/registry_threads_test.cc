@@ -16,7 +16,7 @@ namespace {
 const absl::Duration kGrace = absl::Seconds(30);
 const absl::Duration kLongWait = absl::Seconds(20);  // never reached when correct
 
-ModelKey Key(const std::string& file) { return ModelKey{file, "dtype=bf16"}; }
+ModelKey Key(const std::string& file) { return ModelKey{file, "dtype=bf16", ""}; }
 
 // Runs AwaitReady for `residency` on one thread per session.
 class Waiters {
