@@ -18,6 +18,7 @@ Flows (see docs/testing.md):
               sampler step equal a stock load's
   free_kept   /free with a kept model: CLIP-L ejected, the kept UNet stays
   reuse       the clip_l prompt again: the UNet's residency reused, CLIP-L reloaded
+  kept_unused a prompt without the kept UNet: it stays resident (keep_loaded)
   gemma2      Gemma 2 2B (lumina2) over sim:1 and cpu, used in place; then /free
   triple      DistorchTripleCLIPLoader: CLIP-L + CLIP-G + T5-XXL (fp8); then /free
   checkpoint  DistorchCheckpointLoaderSimple: weights and outputs equal a stock load's
@@ -292,6 +293,24 @@ def flow_reuse():
         same_weights("reuse", "clip_l_distorch", "the second prompt's weights equal the first's")
 
 
+def flow_kept_unused():
+    """docs/comfyui.md: keep_loaded=false models are released when ComfyUI stops using
+    them; a kept one is not. A prompt without the UNet makes ComfyUI drop that node's
+    output from its cache (the default classic cache keeps only the last prompt's)."""
+    unet_id = models().get(UNET, {}).get("id")
+    check(unet_id is not None, "the kept UNet is resident before a prompt that does not use it")
+    start = log_size()
+    run_prompt({"1": clip_node("clip_l.safetensors", "stable_diffusion"),
+                "2": probe("kept_unused", clip=["1", 0], digest=False)}, "a prompt with CLIP-L only")
+    deadline = time.time() + 8  # the client releases on a worker thread after GC
+    while time.time() < deadline and models().get(UNET, {}).get("id") == unet_id:
+        time.sleep(0.25)
+    lines = [l for l in log_lines(start) if "released" in l]
+    print("\n".join("  log: " + l for l in lines))
+    check(models().get(UNET, {}).get("id") == unet_id,
+          "the kept UNet stays resident when a prompt does not use it")
+
+
 def flow_gemma2():
     start = log_size()
     prompt = {"1": clip_node("gemma2_2b.safetensors", "lumina2", alloc="sim:1,2gb;cpu,*"),
@@ -473,7 +492,7 @@ def flow_free_all():
 
 
 FLOW_FUNCS = {"keep": flow_keep, "clip_l": flow_clip_l, "free_kept": flow_free_kept,
-              "reuse": flow_reuse, "gemma2": flow_gemma2, "triple": flow_triple,
+              "reuse": flow_reuse, "kept_unused": flow_kept_unused, "gemma2": flow_gemma2, "triple": flow_triple,
               "checkpoint": flow_checkpoint, "checkpoint_save": flow_checkpoint_save,
               "lora": flow_lora, "save": flow_save, "gguf": flow_gguf, "gguf_q8": flow_gguf_q8,
               "free_all": flow_free_all}
