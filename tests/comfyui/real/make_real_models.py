@@ -47,7 +47,6 @@ import comfy.ops  # noqa: E402
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel  # noqa: E402
 import comfy.sd1_clip  # noqa: E402
 
-ST = {torch.float32: "F32", torch.float16: "F16", torch.float8_e4m3fn: "F8_E4M3"}
 NP = {"F32": np.float32, "F16": np.float16}
 
 
