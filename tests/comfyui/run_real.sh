@@ -37,7 +37,7 @@ case "$RUNTIME" in
   host) DEFAULT_STUBS=safetensors,einops,transformers,tokenizers,torchsde,kornia,spandrel,comfyui_frontend_package,pydantic_settings
         DEFAULT_FLOWS=keep ;;
   sid)  DEFAULT_STUBS=torchsde,kornia,spandrel,comfyui_frontend_package,comfy_aimdo,comfy_angle,comfy_kitchen
-        DEFAULT_FLOWS="clip_l free_kept reuse kept_unused gemma2 triple checkpoint checkpoint_save lora save gguf gguf_q8 free_all" ;;
+        DEFAULT_FLOWS="clip_l free_kept reuse kept_unused gemma2 triple checkpoint checkpoint_save lora save save_lora gguf gguf_q8 free_all" ;;
   *) echo "run_real.sh: RUNTIME must be host or sid"; exit 2 ;;
 esac
 PYTHON=${PYTHON:-$(command -v python3)}
@@ -92,7 +92,7 @@ for flow in $FLOWS; do
     gemma2) items+=(gemma2) ;;
     triple) items+=(clip_l clip_g t5xxl) ;;
     checkpoint|checkpoint_save) items+=(checkpoint) ;;
-    lora) items+=(unet clip_l lora) ;;
+    lora|save_lora) items+=(unet clip_l lora) ;;
     gguf|gguf_q8) items+=(gguf) ;;
   esac
 done

@@ -28,6 +28,8 @@ Flows (see docs/testing.md):
               strength 1.0, then after a strength change; then without the LoRA the
               outputs and the shared base equal stock's exactly
   save        ModelSave and CLIPSave of distorch-loaded models equal the source files
+  save_lora   ModelSave and CLIPSave after a LoraLoader: equal to the same saves of
+              stock-loaded models (the patched weights are written)
   gguf        ComfyUI-GGUF through DistorchUnetLoaderGGUF, F16 and Q8_0 files: the
               weights equal UnetLoaderGGUF's
   free_all    /free with no kept model: every residency of this instance released
@@ -459,6 +461,55 @@ def flow_save():
                         os.path.join(MODELS, "text_encoders", "clip_l.safetensors"), what="CLIPSave")
 
 
+def files_close(a_path, b_path, what):
+    """Two saved files: the same tensors, equal or within fp16 rounding of LoRA math."""
+    from safetensors import safe_open
+    import torch
+    with safe_open(a_path, "pt") as a, safe_open(b_path, "pt") as b:
+        ka, kb = set(a.keys()), set(b.keys())
+        check(ka == kb, f"{what}: the same {len(ka)} tensor names ({sorted(ka ^ kb)[:4]})")
+        exact, close, far = 0, [], []
+        for k in sorted(ka):
+            x, y = a.get_tensor(k), b.get_tensor(k)
+            if x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y):
+                exact += 1
+                continue
+            d = float((x.float() - y.float()).abs().max()) if x.shape == y.shape else float("inf")
+            (close if d <= 2e-3 * max(float(y.float().abs().max()), 1.0) else far).append((k, d))
+    print(f"  {os.path.basename(a_path)} vs {os.path.basename(b_path)}: {exact} identical, "
+          f"{len(close)} within rounding {close[:3]}, {len(far)} different {far[:4]}")
+    check(not far, f"{what}: every tensor equal to the stock save's")
+
+
+def flow_save_lora():
+    """ModelSave/CLIPSave of LoRA'd models: distorch's (the patches live in the cast
+    path) must write the patched weights, as the stock loaders' save does."""
+    for stock in (False, True):
+        tag = "stock" if stock else "distorch"
+        p = lora_prompt(f"save_lora_{tag}", stock, 1.0, 1.0)
+        for k in ("3", "5", "6", "7", "8"):
+            p.pop(k)
+        p["9"] = {"class_type": "ModelSave", "inputs": {"model": ["4", 0],
+                                                        "filename_prefix": f"diffusion_models/lora_{tag}"}}
+        p["10"] = {"class_type": "CLIPSave", "inputs": {"clip": ["4", 1], "filename_prefix": f"clip/lora_{tag}"}}
+        run_prompt(p, f"ModelSave + CLIPSave after LoraLoader ({tag} loaders)")
+    files_close(newest("diffusion_models/lora_distorch_*.safetensors"),
+                newest("diffusion_models/lora_stock_*.safetensors"), "ModelSave of a LoRA'd UNet")
+    files_close(newest("clip/lora_distorch*.safetensors"),
+                newest("clip/lora_stock*.safetensors"), "CLIPSave of a LoRA'd CLIP-L")
+    from safetensors import safe_open
+    import torch
+    changed = 0
+    for saved, source in ((newest("diffusion_models/lora_distorch_*.safetensors"),
+                           os.path.join(MODELS, "diffusion_models", UNET)),
+                          (newest("clip/lora_distorch*.safetensors"),
+                           os.path.join(MODELS, "text_encoders", "clip_l.safetensors"))):
+        with safe_open(saved, "pt") as a, safe_open(source, "pt") as b:
+            changed += sum(not torch.equal(a.get_tensor(k), b.get_tensor(k))
+                           for k in b.keys() if k in set(a.keys()))
+    check(changed == 8, f"the saves hold the 8 LoRA'd weights patched ({changed} differ from the sources)")
+
+
 def gguf_flow(name, label):
     start = log_size()
     run_prompt({"1": {"class_type": "DistorchUnetLoaderGGUF", "inputs": broker(unet_name=name)},
@@ -494,7 +545,7 @@ def flow_free_all():
 FLOW_FUNCS = {"keep": flow_keep, "clip_l": flow_clip_l, "free_kept": flow_free_kept,
               "reuse": flow_reuse, "kept_unused": flow_kept_unused, "gemma2": flow_gemma2, "triple": flow_triple,
               "checkpoint": flow_checkpoint, "checkpoint_save": flow_checkpoint_save,
-              "lora": flow_lora, "save": flow_save, "gguf": flow_gguf, "gguf_q8": flow_gguf_q8,
+              "lora": flow_lora, "save": flow_save, "save_lora": flow_save_lora, "gguf": flow_gguf, "gguf_q8": flow_gguf_q8,
               "free_all": flow_free_all}
 
 results = []
