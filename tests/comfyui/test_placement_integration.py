@@ -7,7 +7,6 @@ import logging
 
 import pytest
 
-import tiny_models
 from daemon_fixture import Daemon
 
 

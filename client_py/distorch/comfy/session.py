@@ -87,7 +87,8 @@ def _default_factory():
     if not spawn.answers(path):
         if not config.autostart:
             _unavailable = (f"no distorchd answers at {path} and auto-start is off "
-                            f"(DISTORCH_AUTOSTART or [autostart] enabled in {config.source})")
+                            f"(DISTORCH_AUTOSTART=0, or [autostart] enabled = false in "
+                            f"{settings_mod.config_path()})")
             return None
         if time.monotonic() - _spawn_failed_at < RETRY_SPAWN_S and _spawn_failed_at:
             return None  # _unavailable still says why
