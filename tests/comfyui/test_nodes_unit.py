@@ -2,6 +2,7 @@
 
 import gc
 import logging
+import os
 
 import pytest
 import torch
@@ -179,6 +180,29 @@ def test_unkept_model_released_when_comfy_drops_it(comfy_env):
         import time
         time.sleep(0.02)
     assert env.client.released == [env.client.live[0].model_id]
+
+
+def test_kept_model_survives_a_prompt_that_reuses_its_node_id(comfy_env):
+    """ComfyUI numbers each workflow's nodes from 1: a later prompt whose node "1" is
+    another loader must not release the kept UNet (found in the real ComfyUI 0.33 run,
+    run_real.sh flow kept_unused)."""
+    from distorch.comfy import registry
+    env = comfy_env
+    ex = PromptExecutor(mappings(env))
+    kept = ex.execute({"1": unet_node(env, keep=True)}, "1")[0]
+    kept_id = env.client.live[0].model_id
+    del kept
+    ex.execute({"1": unet_node(env, role="unet_b", keep=False)}, "1")
+    ex.reset()
+    gc.collect()
+    registry.REGISTRY.drain()
+    import time
+    time.sleep(0.2)  # a wrong release would run on the registry's worker thread
+    registry.REGISTRY.drain()
+    assert kept_id not in env.client.released
+    ex.execute({"1": unet_node(env, keep=True)}, "1")
+    assert [os.path.basename(load["path"]) for load in env.client.loads] == \
+        [env.names["unet_a"], env.names["unet_b"]]  # the kept unet_a was reused, not reloaded
 
 
 def test_lora_strength_change_repatches_only_affected_weights(comfy_env, caplog):

@@ -129,21 +129,21 @@ class Registry:
         return entry
 
     def _hold(self, entry: Entry, keep: bool, node_id: Optional[str], outputs: tuple) -> None:
-        previous_key = None
+        # A node id is not an identity across prompts: ComfyUI numbers every
+        # workflow's nodes from 1, so "node 1 now loads something else" is as
+        # often another workflow as a changed input. A kept entry therefore stays
+        # held until its own node runs with keep_loaded off (then /free ejects
+        # it), an operator frees it, or the session ends.
         with self._lock:
             if node_id is not None:
-                previous_key = self._node_key.get(node_id)
+                previous = self._entries.get(self._node_key.get(node_id, ""))
+                if previous is not None and previous is not entry:
+                    previous.holders.discard(node_id)
                 self._node_key[node_id] = entry.load_key
                 entry.holders.add(node_id)
             changed = entry.keep != keep
             entry.keep = keep
             entry.strong = outputs if keep else None
-            # The same node now loads something else: it no longer holds the old one.
-            previous = self._entries.get(previous_key) if previous_key not in (None, entry.load_key) else None
-            if previous is not None:
-                previous.holders.discard(node_id)
-                if not previous.holders:
-                    previous.strong = None
         if changed:
             c = session.current()
             for _, loaded in entry.loaded:
