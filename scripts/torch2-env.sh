@@ -96,28 +96,31 @@ EOF
   chmod 755 "$ROOT/usr/local/bin/host-exec"
 }
 
-# sid's transformers passes cls= to RobertaProcessing, which its tokenizers names cls_token
-# (Debian's mismatch, not ComfyUI's); a usercustomize maps the name. Only sid needs it.
+# sid's transformers 5.12 calls tokenizers' RobertaProcessing(sep=..., cls=...), which
+# tokenizers 0.23 names (sep, cls_token): CLIP's tokenizer cannot be built (Debian's mismatch,
+# not ComfyUI's). A .pth in Debian's dist-packages (processed once that folder, which holds
+# tokenizers, is on sys.path) maps the name when, and only when, the real signature lacks it.
 install_sid_shims() {
-  local site
-  site=$(in_root python3 -c 'import site; print(site.getsitepackages()[0])')
-  mkdir -p "$ROOT$site"
+  local site=/usr/lib/python3/dist-packages
   cat > "$ROOT$site/distorch_sid_fixes.py" <<'EOF'
-"""Maps transformers' RobertaProcessing(cls=...) to tokenizers' cls_token= (sid mismatch)."""
+"""RobertaProcessing(cls=...) -> cls_token=... for sid's transformers/tokenizers mismatch."""
 try:
-    import tokenizers.processors as _p
-    _orig = _p.RobertaProcessing
-    def RobertaProcessing(*args, cls=None, sep=None, **kw):
-        if cls is not None:
-            kw.setdefault("cls_token", cls)
-        if sep is not None:
-            kw.setdefault("sep_token", sep)
-        return _orig(*args, **kw)
-    _p.RobertaProcessing = RobertaProcessing
-except Exception:
+    from tokenizers import processors as _processors
+    _original = _processors.RobertaProcessing
+    try:
+        _original(sep=("</s>", 2), cls=("<s>", 0))
+    except TypeError:
+        def RobertaProcessing(*args, cls=None, **kwargs):
+            if cls is not None:
+                kwargs["cls_token"] = cls
+            return _original(*args, **kwargs)
+        RobertaProcessing.__doc__ = _original.__doc__
+        _processors.RobertaProcessing = RobertaProcessing
+except Exception:  # no tokenizers, or another shape: leave it alone
     pass
 EOF
   echo "import distorch_sid_fixes" > "$ROOT$site/distorch_sid_fixes.pth"
+  rm -f "$ROOT"/usr/local/lib/python3*/dist-packages/distorch_sid_fixes.{py,pth}
 }
 
 status_line() {
