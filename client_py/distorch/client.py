@@ -20,15 +20,13 @@ import errno
 import logging
 import os
 import queue
-import socket
-import stat
 import threading
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import grpc
 
-from . import fd_channel
+from . import fd_channel, spawn
 from . import types as t
 from .errors import DaemonUnavailable, DistorchError, from_rpc_error
 from .model_header import tensor_metas
@@ -248,19 +246,7 @@ class Client:
     def is_available(socket_path: Optional[str] = None) -> bool:
         """True when a daemon accepts connections on the socket (a cheap
         check: no gRPC, no session)."""
-        path = os.fspath(socket_path) if socket_path else default_socket_path()
-        try:
-            if not stat.S_ISSOCK(os.stat(path).st_mode):
-                return False
-        except OSError:
-            return False
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.settimeout(0.5)
-            try:
-                probe.connect(path)
-                return True
-            except OSError:
-                return False
+        return spawn.answers(os.fspath(socket_path) if socket_path else default_socket_path())
 
     def _connect(self) -> None:
         if not os.path.exists(self.socket_path):
