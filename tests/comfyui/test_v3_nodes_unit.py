@@ -3,7 +3,6 @@ QuadrupleCLIPLoader are io.ComfyNode classes) on the fake ComfyUI, whose
 comfy_api, /object_info (server.py), prompt validation and V3 execution
 (execution.py) mirror 0.33.0."""
 
-import types
 
 import pytest
 import torch
@@ -176,14 +175,17 @@ def test_device_twin_loads_the_stock_way_on_its_device(comfy_env):
     assert env.client.loads == []
 
 
-def test_node_class_mappings_register_v3_twins_under_their_names(comfy_env, monkeypatch):
+def test_node_class_mappings_register_v3_twins_under_their_names(comfy_env, monkeypatch, tmp_path):
     """0.33.0 load_custom_node takes V3 classes from NODE_CLASS_MAPPINGS as
     they are; /object_info then names them by their schema's node_id."""
     import asyncio
     monkeypatch.setattr(nodes, "NODE_CLASS_MAPPINGS", dict(nodes.NODE_CLASS_MAPPINGS))
-    pack = types.ModuleType("distorch")
-    pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS = comfy_env.classes, comfy_env.titles
-    assert asyncio.run(nodes.load_custom_node(pack))
+    pack = tmp_path / "custom_nodes" / "distorch"
+    pack.mkdir(parents=True)
+    (pack / "__init__.py").write_text(
+        "from distorch.comfy import setup\n"
+        "NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = setup()\n")
+    assert asyncio.run(nodes.load_custom_node(str(pack)))
     info = server.node_info("DistorchTripleCLIPLoader")
     assert info["name"] == "DistorchTripleCLIPLoader"
     assert info["python_module"] == "custom_nodes.distorch"

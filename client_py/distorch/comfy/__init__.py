@@ -3,7 +3,8 @@
 Imported by ComfyUI as a custom node (comfyui_node/ is the directory to link
 into ComfyUI's custom_nodes/). `setup()` installs the patches (patches.py,
 loading.py, gguf.py) once and builds the node classes; nothing here talks to
-the daemon until a node runs, and nothing fails when it is not running.
+the daemon until a node runs, and nothing fails when it is not running. Packs
+ComfyUI imports after distorch get their names when they load (late_nodes.py).
 """
 
 from __future__ import annotations
@@ -78,9 +79,49 @@ def setup(stock_mappings: Dict[str, type] = None) -> Tuple[Dict[str, type], Dict
         multigpu_classes, multigpu_undos = multigpu.build(stock_mappings, mm)
         _undos.extend(multigpu_undos)
         _mappings = ({**_mappings[0], **multigpu_classes}, _mappings[1])
+        _watch_later_packs()
         _installed = True
         logger.info("distorch: %d nodes, %d patches installed", len(_mappings[0]), len(_undos))
         return _mappings
+
+
+def _our_python_module() -> str:
+    """The RELATIVE_PYTHON_MODULE ComfyUI gave our classes when it loaded us."""
+    for cls in _mappings[0].values():
+        module = vars(cls).get("RELATIVE_PYTHON_MODULE")
+        if module:
+            return module
+    return "custom_nodes.distorch"
+
+
+def _on_pack_loaded(pack: str, added: Dict[str, type]) -> Tuple[Dict[str, type], Dict[str, str]]:
+    """Our names for the nodes a pack loaded after distorch registered (see
+    late_nodes.py): Distorch*GGUF twins, MultiGPU's pack names, and the
+    ComfyUI-GGUF loader patch."""
+    from . import gguf, multigpu, nodes
+    with _lock:
+        if not _installed:
+            return {}, {}
+        everything = sys.modules["nodes"].NODE_CLASS_MAPPINGS
+        _undos.extend(gguf.install(everything))
+        classes, titles = nodes.build_mappings(added)
+        classes.update(multigpu.build_late(added, everything))
+        classes = {name: cls for name, cls in classes.items() if name not in _mappings[0]}
+        titles = {name: title for name, title in titles.items() if name in classes}
+        _mappings[0].update(classes)
+        _mappings[1].update(titles)
+        return classes, titles
+
+
+def _watch_later_packs() -> None:
+    from . import late_nodes
+    nodes_mod = sys.modules.get("nodes")
+    if nodes_mod is None or not hasattr(nodes_mod, "NODE_CLASS_MAPPINGS"):
+        return  # not inside ComfyUI (a bare import): no later packs to watch
+    late = late_nodes.LateNodes(nodes_mod, _on_pack_loaded, _our_python_module)
+    undo = late_nodes.patch_load_custom_node(nodes_mod, late)
+    if undo is not None:
+        _undos.append(undo)
 
 
 def teardown() -> None:

@@ -43,7 +43,10 @@ def find_modules(stock_mappings) -> Optional[Tuple[ModuleType, Optional[ModuleTy
     nodes_mod = sys.modules.get(cls.__module__)
     if nodes_mod is None or not callable(getattr(nodes_mod, "gguf_sd_loader", None)):
         return None
-    loader_mod = sys.modules.get(nodes_mod.gguf_sd_loader.__module__)
+    loader = nodes_mod.gguf_sd_loader
+    if getattr(loader, "__distorch_patch__", False):
+        loader = loader.__wrapped__  # wrapped at an earlier install: the loader module is GGUF's
+    loader_mod = sys.modules.get(loader.__module__)
     return nodes_mod, loader_mod
 
 
@@ -138,13 +141,22 @@ def _wrap_loader(module: ModuleType, name: str) -> Optional[patches.Undo]:
 
 
 def install(stock_mappings) -> List[patches.Undo]:
+    """Wraps ComfyUI-GGUF's loader when its nodes are in stock_mappings. Called
+    at distorch's import and again after each custom node ComfyUI loads later
+    (late_nodes.py), so ComfyUI-GGUF may load before or after distorch; a
+    loader wrapped once is left as it is."""
     found = find_modules(stock_mappings)
     if found is None:
         return []
     undos = []
+    fresh = False
     for module in {id(m): m for m in found if m is not None}.values():
+        if getattr(getattr(module, "gguf_sd_loader", None), "__distorch_patch__", False):
+            continue  # wrapped already: ComfyUI-GGUF was seen at an earlier call
+        fresh = True
         undo = _wrap_loader(module, "gguf_sd_loader")
         if undo:
             undos.append(undo)
-    logger.info("distorch: ComfyUI-GGUF found; GGUF loader nodes get distorch versions")
+    if fresh:
+        logger.info("distorch: ComfyUI-GGUF found; GGUF loader nodes get distorch versions")
     return undos

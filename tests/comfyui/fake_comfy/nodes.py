@@ -3,9 +3,12 @@ V3 ones ComfyUI 0.33.0 keeps in comfy_extras/ (TripleCLIPLoader,
 QuadrupleCLIPLoader), registered the way 0.33.0's nodes.py registers them."""
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import logging
-from types import ModuleType
+import os
+import sys
+import traceback
 
 import torch
 
@@ -137,44 +140,105 @@ NODE_CLASS_MAPPINGS = {c.__name__: c for c in (
 NODE_DISPLAY_NAME_MAPPINGS = {}
 
 
-async def load_custom_node(module: ModuleType, ignore=frozenset(), module_parent="custom_nodes") -> bool:
-    """ComfyUI 0.33.0 nodes.load_custom_node after the import: a module's
-    NODE_CLASS_MAPPINGS (V1 and V3 classes alike, keyed by the mapping's name)
-    wins; else its comfy_entrypoint() ComfyExtension lists V3 classes, each
-    registered under its schema's node_id after GET_SCHEMA() (which caches the
-    schema's fields on the class)."""
+# Custom-node loading as in ComfyUI 0.33.0 nodes.py (get_module_name,
+# load_custom_node, init_external_custom_nodes, init_builtin_extra_nodes):
+# the same signatures, the same import by file path under the same
+# sys.modules name, the same merge into the global mappings right after each
+# import, and init_external_custom_nodes calls load_custom_node through this
+# module's global name in os.listdir order (what distorch's late_nodes.py
+# wraps). Not modelled: pyproject/web directories, the manager policy,
+# --disable-all-custom-nodes and the import-time report.
+LOADED_MODULE_DIRS = {}
+
+
+def get_module_name(module_path: str) -> str:
+    base_path = os.path.basename(module_path)
+    if os.path.isfile(module_path):
+        base_path = os.path.splitext(base_path)[0]
+    return base_path
+
+
+async def load_custom_node(module_path: str, ignore=set(), module_parent="custom_nodes") -> bool:
+    """0.33.0: imports a custom node from its file or directory; its
+    NODE_CLASS_MAPPINGS (V1 and V3 classes alike, keyed by the mapping's name,
+    names in `ignore` left out) wins; else its comfy_entrypoint()
+    ComfyExtension lists V3 classes, each registered under its schema's
+    node_id after GET_SCHEMA() (which caches the schema's fields on the class).
+    A failing import is logged and answers False."""
     from comfy_api.latest import ComfyExtension
-    name = module.__name__.rsplit(".", 1)[-1]
-    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
-    if mappings is not None:
-        for node_name, node_cls in mappings.items():
-            if node_name not in ignore:
-                NODE_CLASS_MAPPINGS[node_name] = node_cls
-                node_cls.RELATIVE_PYTHON_MODULE = f"{module_parent}.{name}"
-        NODE_DISPLAY_NAME_MAPPINGS.update(getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {})
+    module_name = get_module_name(module_path)
+    if os.path.isfile(module_path):
+        module_name = sys_module_name = os.path.splitext(module_path)[0]
+    else:
+        sys_module_name = module_path.replace(".", "_x_")
+    try:
+        if os.path.isfile(module_path):
+            module_spec = importlib.util.spec_from_file_location(sys_module_name, module_path)
+            module_dir = os.path.split(module_path)[0]
+        else:
+            module_spec = importlib.util.spec_from_file_location(
+                sys_module_name, os.path.join(module_path, "__init__.py"))
+            module_dir = module_path
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[sys_module_name] = module
+        module_spec.loader.exec_module(module)
+        LOADED_MODULE_DIRS[module_name] = os.path.abspath(module_dir)
+
+        mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+        if mappings is not None:
+            for node_name, node_cls in mappings.items():
+                if node_name not in ignore:
+                    NODE_CLASS_MAPPINGS[node_name] = node_cls
+                    node_cls.RELATIVE_PYTHON_MODULE = f"{module_parent}.{get_module_name(module_path)}"
+            if getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) is not None:
+                NODE_DISPLAY_NAME_MAPPINGS.update(module.NODE_DISPLAY_NAME_MAPPINGS)
+            return True
+        entrypoint = getattr(module, "comfy_entrypoint", None)
+        if entrypoint is None:
+            logging.warning("Skip %s module for custom nodes due to the lack of NODE_CLASS_MAPPINGS "
+                            "or comfy_entrypoint (need one).", module_path)
+            return False
+        extension = await entrypoint() if inspect.iscoroutinefunction(entrypoint) else entrypoint()
+        if not isinstance(extension, ComfyExtension):
+            return False
+        await extension.on_load()
+        for node_cls in await extension.get_node_list():
+            schema = node_cls.GET_SCHEMA()
+            if schema.node_id not in ignore:
+                NODE_CLASS_MAPPINGS[schema.node_id] = node_cls
+                node_cls.RELATIVE_PYTHON_MODULE = f"{module_parent}.{get_module_name(module_path)}"
+            if schema.display_name is not None:
+                NODE_DISPLAY_NAME_MAPPINGS[schema.node_id] = schema.display_name
         return True
-    entrypoint = getattr(module, "comfy_entrypoint", None)
-    if entrypoint is None:
-        logging.warning("Skip %s: no NODE_CLASS_MAPPINGS or comfy_entrypoint", name)
+    except Exception as e:
+        logging.warning(traceback.format_exc())
+        logging.warning(f"Cannot import {module_path} module for custom nodes: {e}")
         return False
-    extension = await entrypoint() if inspect.iscoroutinefunction(entrypoint) else entrypoint()
-    if not isinstance(extension, ComfyExtension):
-        return False
-    await extension.on_load()
-    for node_cls in await extension.get_node_list():
-        schema = node_cls.GET_SCHEMA()
-        if schema.node_id not in ignore:
-            NODE_CLASS_MAPPINGS[schema.node_id] = node_cls
-            node_cls.RELATIVE_PYTHON_MODULE = f"{module_parent}.{name}"
-        if schema.display_name is not None:
-            NODE_DISPLAY_NAME_MAPPINGS[schema.node_id] = schema.display_name
-    return True
+
+
+async def init_external_custom_nodes():
+    """0.33.0: every custom_nodes entry in os.listdir order (not sorted), names
+    that exist before any custom node (built-in ones) protected."""
+    base_node_names = set(NODE_CLASS_MAPPINGS.keys())
+    for custom_node_path in folder_paths.get_folder_paths("custom_nodes"):
+        possible_modules = os.listdir(os.path.realpath(custom_node_path))
+        if "__pycache__" in possible_modules:
+            possible_modules.remove("__pycache__")
+        for possible_module in possible_modules:
+            module_path = os.path.join(custom_node_path, possible_module)
+            if os.path.isfile(module_path) and os.path.splitext(module_path)[1] != ".py":
+                continue
+            if module_path.endswith(".disabled"):
+                continue
+            await load_custom_node(module_path, base_node_names, module_parent="custom_nodes")
 
 
 async def init_builtin_extra_nodes() -> None:
-    """0.33.0 loads comfy_extras/ (V3 loaders among them) before any custom node."""
-    for extra in ("nodes_sd3", "nodes_hidream"):
-        await load_custom_node(importlib.import_module("comfy_extras." + extra), module_parent="comfy_extras")
+    """0.33.0 loads comfy_extras/ files by path (V3 loaders among them) before
+    any custom node."""
+    extras_dir = os.path.join(os.path.dirname(os.path.realpath(__file__)), "comfy_extras")
+    for extra in ("nodes_sd3.py", "nodes_hidream.py"):
+        await load_custom_node(os.path.join(extras_dir, extra), module_parent="comfy_extras")
 
 
 asyncio.run(init_builtin_extra_nodes())

@@ -11,9 +11,8 @@ pack's node with ComfyUI's device questions (get_torch_device, and
 unet_offload_device for offload_device) answering the chosen devices. The
 weights are the pack's own, not broker memory.
 
-ComfyUI-WanVideoWrapper's twenty MultiGPU nodes are not here: MultiGPU
-rewrote their inputs and outputs node by node (wanvideo.py), and distorch has
-not yet.
+ComfyUI-WanVideoWrapper's twenty MultiGPU nodes, whose inputs and outputs
+MultiGPU rewrote node by node, are in wanvideo.py.
 """
 
 from __future__ import annotations
