@@ -10,10 +10,11 @@
 #include "daemon/allocate_arenas.h"
 #include "daemon/dtype_convert.h"
 #include "daemon/loader.h"
+#include "daemon/log.h"
 #include "daemon/model_file.h"
 #include "distorch/alloc_spec.h"
+#include "distorch/tensor_part.h"
 #include "distorch/units.h"
-#include "daemon/log.h"
 
 namespace distorch {
 namespace {
@@ -165,8 +166,15 @@ absl::StatusOr<PlanRequest> Broker::BuildPlanRequest(std::vector<TensorInfo> ten
 }
 
 absl::StatusOr<PlanOutcome> Broker::Plan(const PlanArgs& args) const {
+  absl::StatusOr<std::vector<std::string>> prefixes = CanonicalTensorPrefixes(args.tensor_prefixes);
+  if (!prefixes.ok()) return prefixes.status();
+  absl::StatusOr<std::vector<size_t>> part = SelectTensorPart(args.tensors, *prefixes);
+  if (!part.ok()) return part.status();
+  std::vector<TensorInfo> tensors;
+  tensors.reserve(part->size());
+  for (size_t i : *part) tensors.push_back(args.tensors[i]);
   absl::StatusOr<PlanRequest> request = BuildPlanRequest(
-      args.tensors, args.allocation, args.compute_device, args.pins, args.allow_spill);
+      std::move(tensors), args.allocation, args.compute_device, args.pins, args.allow_spill);
   if (!request.ok()) return request.status();
   absl::StatusOr<Placement> placement = PlanPlacement(*request);
   if (!placement.ok()) return placement.status();
@@ -243,9 +251,16 @@ absl::StatusOr<LoadOutcome> Broker::Load(
   const SessionId session = args.operator_pin ? kPinSession : args.session;
   absl::StatusOr<WeightDtype> dtype = NormaliseDtype(args.weight_dtype);
   if (!dtype.ok()) return dtype.status();
+  absl::StatusOr<std::vector<std::string>> part = CanonicalTensorPrefixes(args.tensor_prefixes);
+  if (!part.ok()) return part.status();
   absl::StatusOr<UniqueFd> fd = tickets_.TakeFile(args.file_ticket);
   if (!fd.ok()) return fd.status();
   absl::StatusOr<ModelFile> file = ReadModelFile(fd->get());
+  if (file.ok()) {
+    // A part of the file is a model of its own from here on: planned, laid
+    // out, loaded and listed with only its tensors.
+    if (absl::Status s = KeepTensorPart(*file, *part); !s.ok()) file = s;
+  }
   if (!file.ok()) {
     return absl::Status(file.status().code(),
                         absl::StrCat("model '", args.name, "': ", file.status().message()));
@@ -257,7 +272,7 @@ absl::StatusOr<LoadOutcome> Broker::Load(
     return absl::Status(stored.status().code(),
                         absl::StrCat("model '", args.name, "': ", stored.status().message()));
   }
-  const ModelKey model_key{file->identity, absl::StrCat("dtype=", dtype->name), ""};
+  const ModelKey model_key{file->identity, absl::StrCat("dtype=", dtype->name), "", *part};
   const bool keep = args.keep_loaded || args.operator_pin;
 
   std::shared_ptr<Resident> resident;
@@ -320,6 +335,7 @@ absl::StatusOr<LoadOutcome> Broker::Load(
       resident->name = args.name;
       resident->format = file->format;
       resident->weight_dtype = dtype->name;
+      resident->tensor_prefixes = *part;
       resident->allocation = request->alloc.ToString();
       resident->compute_device = request->compute.ToString();
       ArenaLayoutOptions layout_options;
@@ -348,10 +364,11 @@ absl::StatusOr<LoadOutcome> Broker::Load(
       resident->id = acquired.residency;
       absl::MutexLock lock(&mu_);
       residents_[resident->id] = resident;
-      spdlog::info("session {} loading model {} '{}' ({}, {} tensors, {}) with {} on {}",
-                   session, resident->id, args.name, resident->format, resident->tensors.size(),
-                   FormatBytes(resident->bytes_total), resident->allocation,
-                   DescribeBytes(bytes_by_device));
+      spdlog::info("session {} loading model {} '{}'{} ({}, {} tensors, {}) with {} on {}", session,
+                   resident->id, args.name,
+                   part->empty() ? "" : absl::StrCat(" part ", TensorPartLabel(*part)),
+                   resident->format, resident->tensors.size(), FormatBytes(resident->bytes_total),
+                   resident->allocation, DescribeBytes(bytes_by_device));
     }
   }
 

@@ -41,6 +41,9 @@ struct LoadArgs {
   // A residency placed as asked: share one only when its placement is equal
   // (LoadRequest.own_placement).
   bool own_placement = false;
+  // Only the tensors whose names start with one of these (a part of the
+  // file, a residency of its own); empty = the whole file.
+  std::vector<std::string> tensor_prefixes;
 };
 
 struct LoadOutcome {
@@ -62,6 +65,7 @@ struct PlanArgs {
   std::string compute_device;
   std::vector<std::string> pins;
   bool allow_spill = false;
+  std::vector<std::string> tensor_prefixes;  // plan only this part; empty = all
 };
 
 // A plan and what it was made for: the canonical allocation and the compute

@@ -78,4 +78,20 @@ absl::StatusOr<ModelFile> ReadModelFile(int fd) {
   return model;
 }
 
+absl::Status KeepTensorPart(ModelFile& file, const std::vector<std::string>& prefixes) {
+  if (prefixes.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<size_t>> selected = SelectTensorPart(file.tensors, prefixes);
+  if (!selected.ok()) return selected.status();
+  std::vector<TensorInfo> tensors;
+  std::vector<std::string> type_names;
+  tensors.reserve(selected->size());
+  for (size_t i : *selected) {
+    tensors.push_back(std::move(file.tensors[i]));
+    if (!file.tensor_type_names.empty()) type_names.push_back(std::move(file.tensor_type_names[i]));
+  }
+  file.tensors = std::move(tensors);
+  file.tensor_type_names = std::move(type_names);
+  return absl::OkStatus();
+}
+
 }  // namespace distorch

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "distorch/tensor_info.h"
+#include "distorch/tensor_part.h"
 
 namespace distorch {
 
@@ -25,6 +26,12 @@ struct ModelFile {
 // FailedPrecondition for a non-regular file, InvalidArgument (or OutOfRange for
 // a span past the end) for a bad header.
 absl::StatusOr<ModelFile> ReadModelFile(int fd);
+
+// Keeps only the part of `file` whose tensor names start with one of
+// `prefixes` (canonical, tensor_part.h; empty = all): tensors and their ggml
+// type names stay parallel and in model order. InvalidArgument when no tensor
+// matches.
+absl::Status KeepTensorPart(ModelFile& file, const std::vector<std::string>& prefixes);
 
 }  // namespace distorch
 

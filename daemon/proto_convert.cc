@@ -77,6 +77,7 @@ void ToProto(const LoadOutcome& outcome, v1::LoadResult* out) {
   out->set_residency_compute_device(r.compute_device);
   out->set_requested_allocation(outcome.requested_allocation);
   out->set_requested_compute_device(outcome.requested_compute_device);
+  for (const std::string& prefix : r.tensor_prefixes) out->add_tensor_prefixes(prefix);
   ToProto(r.placement, r.compute_device, r.allocation, out->mutable_placement());
   for (const std::string& note : outcome.notes) out->mutable_placement()->add_notes(note);
   for (size_t i = 0; i < r.arenas.size(); ++i) {
@@ -149,6 +150,7 @@ void ToProto(const ModelView& model, v1::ModelInfo* out) {
                                                         : "failed");
   out->set_identity(r.key.ToString());
   out->set_own_placement(!r.key.placement.empty());
+  for (const std::string& prefix : r.key.part) out->add_tensor_prefixes(prefix);
   for (const auto& [device, bytes] : r.bytes_by_device) {
     v1::DeviceBytes* db = out->add_devices();
     db->set_device(device.ToString());

@@ -61,6 +61,7 @@ grpc::ServerWriteReactor<v1::LoadEvent>* BrokerService::Load(grpc::CallbackServe
   args.weight_dtype = req->weight_dtype();
   args.operator_pin = req->pin();
   args.own_placement = req->own_placement();
+  args.tensor_prefixes.assign(req->tensor_prefixes().begin(), req->tensor_prefixes().end());
   return new LoadReactor(broker_, std::move(args));
 }
 
@@ -121,6 +122,7 @@ grpc::ServerUnaryReactor* BrokerService::Plan(grpc::CallbackServerContext* ctx,
   args.compute_device = req->compute_device();
   args.pins.assign(req->pins().begin(), req->pins().end());
   args.allow_spill = req->allow_spill();
+  args.tensor_prefixes.assign(req->tensor_prefixes().begin(), req->tensor_prefixes().end());
   absl::StatusOr<PlanOutcome> plan = broker_->Plan(args);
   if (plan.ok()) {
     ToProto(plan->placement, plan->compute_device, plan->allocation, reply->mutable_placement());

@@ -73,7 +73,8 @@ class LoadedModel:
     residency_allocation and residency_compute_device (what the residency was
     placed for, canonical) and requested_allocation and
     requested_compute_device (what this load asked for, in the same form: they
-    differ when it attached to a residency another load placed).
+    differ when it attached to a residency another load placed),
+    tensor_prefixes (the part of the file this residency holds; () = all).
 
     Tensors must not be used after close(): close() unmaps the arenas at once
     when nothing else holds their tensors; tensors still referenced elsewhere
@@ -97,6 +98,7 @@ class LoadedModel:
         self.residency_compute_device = result.residency_compute_device
         self.requested_allocation = result.requested_allocation
         self.requested_compute_device = result.requested_compute_device
+        self.tensor_prefixes = tuple(result.tensor_prefixes)  # the part; () = whole file
         arenas = list(result.arenas)
         self.arena_devices = [a.device for a in arenas]
         self.tensors: Dict[str, Any] = adopted.tensors
@@ -365,7 +367,8 @@ class Client:
              compute_device: str = "", keep_loaded: bool = False, pins: Sequence[str] = (),
              allow_spill: bool = False, weight_dtype: str = "", name: Optional[str] = None,
              progress: Optional[Callable[[int, int], None]] = None, writable: bool = False,
-             pin_host_memory: bool = False, own_placement: bool = False) -> LoadedModel:
+             pin_host_memory: bool = False, own_placement: bool = False,
+             tensor_prefixes: Sequence[str] = ()) -> LoadedModel:
         """Loads (or attaches to) the model in `path` and maps its tensors.
 
         The file is opened here (so the daemon reads only what this process
@@ -376,7 +379,10 @@ class Client:
         CUDA (a no-op without CUDA). A model already resident is shared
         whatever allocation it was placed with; own_placement=True asks for a
         residency placed as this call says (a second copy, capacity
-        permitting, unless one with that placement exists)."""
+        permitting, unless one with that placement exists). tensor_prefixes
+        loads a part of the file: only the tensors whose names start with one
+        of them, placed as this call says and resident on its own (empty =
+        the whole file)."""
         path = os.fspath(path)
         display = name or os.path.basename(path)
         session = self._ensure()
@@ -395,7 +401,8 @@ class Client:
             session_id=session.session_id, file_ticket=ticket, name=display,
             allocation=allocation or "", compute_device=compute_device or "",
             keep_loaded=bool(keep_loaded), pins=list(pins), allow_spill=bool(allow_spill),
-            weight_dtype=weight_dtype or "", own_placement=bool(own_placement))
+            weight_dtype=weight_dtype or "", own_placement=bool(own_placement),
+            tensor_prefixes=list(tensor_prefixes))
         result = None
         call = session.stub.Load(request)
         try:

@@ -71,6 +71,7 @@ class ModelInfo:
     allocation: str = ""  # canonical allocation the residency was placed with
     compute_device: str = ""
     own_placement: bool = False  # a second residency an own_placement load made
+    tensor_prefixes: List[str] = field(default_factory=list)  # a part of the file; [] = all
 
 
 @dataclass
@@ -124,7 +125,7 @@ def model_info(pb: Any) -> ModelInfo:
                      int(pb.bytes_loaded), [device_bytes(d) for d in pb.devices],
                      [lease_info(l) for l in pb.leases], pb.identity, pb.weight_dtype,
                      int(pb.tensors), pb.allocation, pb.compute_device,
-                     bool(pb.own_placement))
+                     bool(pb.own_placement), list(pb.tensor_prefixes))
 
 
 def session_info(pb: Any) -> SessionInfo:

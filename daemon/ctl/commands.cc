@@ -73,7 +73,7 @@ absl::Status RunModels(const CtlContext& ctx) {
     std::printf("no models resident\n");
     return absl::OkStatus();
   }
-  Table table({"ID", "NAME", "STATE", "LOADED", "ALLOCATION", "DEVICES", "LEASES"});
+  Table table({"ID", "NAME", "PART", "STATE", "LOADED", "ALLOCATION", "DEVICES", "LEASES"});
   for (const v1::ModelInfo& m : reply.models()) {
     std::string loaded = absl::StrCat(FormatBytes(m.bytes_loaded()), " / ", FormatBytes(m.bytes_total()));
     std::string devices = absl::StrJoin(m.devices(), ", ", [](std::string* out, const auto& d) {
@@ -88,7 +88,9 @@ absl::Status RunModels(const CtlContext& ctx) {
         m.allocation().empty() ? "-"
                                : absl::StrCat(m.allocation(), " on ", m.compute_device(),
                                               m.own_placement() ? " (own)" : "");
-    table.Add({absl::StrCat(m.model_id()), m.name(), m.state(), loaded, allocation, devices,
+    // A part of the file (tensor prefixes) is a residency of its own.
+    std::string part = m.tensor_prefixes().empty() ? "-" : absl::StrJoin(m.tensor_prefixes(), ",");
+    table.Add({absl::StrCat(m.model_id()), m.name(), part, m.state(), loaded, allocation, devices,
                leases});
   }
   table.Print();

@@ -20,13 +20,17 @@ commands:
   models                       residencies, their state, allocation, devices and leases
   sessions                     connected (and recently disconnected) clients
   plan --model FILE --alloc STRING [--compute DEV] [--pin-block NAME]... [--allow-spill]
-       [--devices SPEC]        placement without loading; with --devices (e.g.
+       [--prefix P]... [--devices SPEC]
+                               placement without loading; with --devices (e.g.
                                sim:0=24GiB,cpu=64GiB) no daemon is needed
   load --model FILE [--alloc STRING] [--compute DEV] [--keep] [--pin] [--wait]
        [--pin-block NAME]... [--allow-spill] [--dtype DTYPE] [--own-placement]
-                               --pin keeps it resident with no client; --wait holds
+       [--prefix P]...         --pin keeps it resident with no client; --wait holds
                                this client's lease until interrupted; --own-placement
-                               loads a second copy unless one is placed as asked
+                               loads a second copy unless one is placed as asked;
+                               --prefix loads (plans) only the tensors whose names
+                               start with P (repeatable): a part of the file,
+                               resident on its own
   free [--all | --session ID]  release leases with keep_loaded=false (like /free)
   evict ID|NAME                remove a model whatever its leases
   empty-cache                  ask the daemon to trim its caches
@@ -41,7 +45,8 @@ int main(int argc, char** argv) {
   using namespace distorch;
   absl::StatusOr<CliArgs> args = CliArgs::Parse(
       argc, argv,
-      {{"socket", "model", "alloc", "compute", "devices", "pin-block", "session", "dtype"},
+      {{"socket", "model", "alloc", "compute", "devices", "pin-block", "session", "dtype",
+        "prefix"},
        {"json", "help", "keep", "pin", "wait", "all", "allow-spill", "own-placement"}});
   if (!args.ok()) {
     std::fprintf(stderr, "distorchctl: %s\n", std::string(args.status().message()).c_str());

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "daemon/ctl/ctl_output.h"
 #include "daemon/ctl/table.h"
 #include "daemon/devices/host_device.h"
@@ -14,6 +15,7 @@
 #include "daemon/unique_fd.h"
 #include "distorch/device_spec.h"
 #include "distorch/planner.h"
+#include "distorch/tensor_part.h"
 #include "distorch/units.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -123,8 +125,13 @@ absl::Status RunPlan(const CtlContext& ctx) {
   if (!fd.ok()) return fd.status();
   absl::StatusOr<ModelFile> model = ReadModelFile(fd->get());
   if (!model.ok()) return model.status();
+  const std::vector<std::string> prefixes = ctx.args->GetAll("prefix");
   v1::Placement placement;
   if (ctx.args->Has("devices")) {
+    // Offline: the part is chosen here, as the daemon would.
+    absl::StatusOr<std::vector<std::string>> part = CanonicalTensorPrefixes(prefixes);
+    if (!part.ok()) return part.status();
+    if (absl::Status s = KeepTensorPart(*model, *part); !s.ok()) return s;
     absl::StatusOr<v1::Placement> p = PlanOffline(ctx, std::move(model->tensors));
     if (!p.ok()) return p.status();
     placement = *std::move(p);
@@ -137,6 +144,7 @@ absl::Status RunPlan(const CtlContext& ctx) {
     request.set_compute_device(ctx.args->Get("compute").value_or(""));
     for (const std::string& pin : ctx.args->GetAll("pin-block")) request.add_pins(pin);
     request.set_allow_spill(ctx.args->Has("allow-spill"));
+    for (const std::string& p : prefixes) request.add_tensor_prefixes(p);
     grpc::ClientContext rpc;
     v1::PlanReply reply;
     if (absl::Status s = FromGrpcStatus((*client)->stub().Plan(&rpc, request, &reply)); !s.ok()) {
@@ -172,6 +180,7 @@ absl::Status RunLoad(const CtlContext& ctx) {
   request.set_own_placement(ctx.args->Has("own-placement"));
   request.set_weight_dtype(ctx.args->Get("dtype").value_or(""));
   for (const std::string& p : ctx.args->GetAll("pin-block")) request.add_pins(p);
+  for (const std::string& p : ctx.args->GetAll("prefix")) request.add_tensor_prefixes(p);
   const bool tty = isatty(STDERR_FILENO);
   absl::StatusOr<v1::LoadResult> result =
       (*client)->Load(request, [tty](const v1::LoadProgress& p) {
@@ -187,9 +196,12 @@ absl::Status RunLoad(const CtlContext& ctx) {
   if (ctx.json) {
     if (absl::Status s = PrintJson(*result); !s.ok()) return s;
   } else {
-    std::printf("model %llu '%s' %s (lease %llu%s)\n",
+    std::string part = result->tensor_prefixes().empty()
+                           ? ""
+                           : absl::StrCat(" part ", absl::StrJoin(result->tensor_prefixes(), ","));
+    std::printf("model %llu '%s'%s %s (lease %llu%s)\n",
                 static_cast<unsigned long long>(result->model_id()), request.name().c_str(),
-                result->shared() ? "attached (already resident)" : "loaded",
+                part.c_str(), result->shared() ? "attached (already resident)" : "loaded",
                 static_cast<unsigned long long>(result->lease_id()),
                 pin ? ", pinned" : (request.keep_loaded() ? ", keep_loaded" : ""));
     PrintPlacement(result->placement());

@@ -30,28 +30,38 @@ using LeaseId = uint64_t;
 // open and never expires.
 inline constexpr SessionId kPinSession = 1;
 
-// Identifies a residency: the model's bytes (the file's identity plus the
-// load options that change bytes, e.g. weight dtype) and, for a residency a
-// load asked to have to itself (LoadRequest.own_placement), its placement.
-// Two loads with equal keys share one residency.
+// Identifies a residency: the model's bytes (the file's identity, the part
+// of the file it holds, and the load options that change bytes, e.g. weight
+// dtype) and, for a residency a load asked to have to itself
+// (LoadRequest.own_placement), its placement. Two loads with equal keys share
+// one residency.
 struct ModelKey {
   std::string file_identity;  // "dev:ino:size:mtime_ns"
   std::string options;        // "dtype=keep"
   // "" for the model's shared residency; "ALLOCATION@COMPUTE" (canonical) for
   // a second residency placed as its own_placement load asked.
   std::string placement;
+  // The tensor prefixes of a part of the file (canonical: sorted, see
+  // tensor_part.h); empty for the whole file. Parts are models of their own.
+  std::vector<std::string> part;
   bool SameModel(const ModelKey& other) const {
-    return file_identity == other.file_identity && options == other.options;
+    return file_identity == other.file_identity && options == other.options && part == other.part;
   }
   friend bool operator==(const ModelKey& a, const ModelKey& b) {
     return a.SameModel(b) && a.placement == b.placement;
   }
   template <typename H>
   friend H AbslHashValue(H h, const ModelKey& k) {
-    return H::combine(std::move(h), k.file_identity, k.options, k.placement);
+    return H::combine(std::move(h), k.file_identity, k.options, k.placement, k.part);
   }
+  // "dev:ino:size:mtime|dtype=keep[|part=P1,P2][|ALLOCATION@COMPUTE]"
   std::string ToString() const {
-    return file_identity + "|" + options + (placement.empty() ? "" : "|" + placement);
+    std::string out = file_identity + "|" + options;
+    if (!part.empty()) {
+      out += "|part=";
+      for (size_t i = 0; i < part.size(); ++i) out += (i ? "," : "") + part[i];
+    }
+    return placement.empty() ? out : out + "|" + placement;
   }
 };
 

@@ -123,7 +123,8 @@ def main() -> int:
                                 allow_spill=cmd.get("allow_spill", False),
                                 name=cmd.get("name"), progress=progress,
                                 writable=cmd.get("writable", False),
-                                own_placement=cmd.get("own_placement", False))
+                                own_placement=cmd.get("own_placement", False),
+                                tensor_prefixes=cmd.get("tensor_prefixes", ()))
                 models[cmd.get("key", cmd["path"])] = m
                 reply({"ok": True, "model_id": m.model_id, "lease_id": m.lease_id,
                        "shared": m.shared, "placement": m.placement,
@@ -135,7 +136,8 @@ def main() -> int:
                        "residency_allocation": m.residency_allocation,
                        "residency_compute_device": m.residency_compute_device,
                        "requested_allocation": m.requested_allocation,
-                       "requested_compute_device": m.requested_compute_device})
+                       "requested_compute_device": m.requested_compute_device,
+                       "tensor_prefixes": list(m.tensor_prefixes)})
             elif op == "hashes":
                 m = models[cmd["key"]]
                 reply({"ok": True, "hashes": {n: tensor_bytes_hash(t) for n, t in m.tensors.items()},
