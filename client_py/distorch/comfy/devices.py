@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 MODEL_SLOT = "model"                # get_torch_device, vae_device (via it)
 TEXT_ENCODER_SLOT = "text_encoder"  # text_encoder_device
 INITIAL_SLOT = "initial"            # text_encoder_initial_device, unet_inital_load_device
+VAE_SLOT = "vae"                    # vae_device (MultiGPU's advanced checkpoint loaders)
+UNET_OFFLOAD_SLOT = "unet_offload"  # unet_offload_device (MultiGPU's pack nodes)
 
 _local = threading.local()
 
@@ -48,14 +50,17 @@ def current_override(slot: str) -> Optional[torch.device]:
 @contextlib.contextmanager
 def override_devices(model: Optional[torch.device] = None,
                      text_encoder: Optional[torch.device] = None,
-                     initial: Optional[torch.device] = None) -> Iterator[None]:
+                     initial: Optional[torch.device] = None,
+                     vae: Optional[torch.device] = None,
+                     unet_offload: Optional[torch.device] = None) -> Iterator[None]:
     """Within the block, this thread's ComfyUI device queries answer with the
     given devices (None leaves a slot alone). Nested uses stack; the previous
     answer comes back on exit, also when the block raises."""
     pushed = []
     try:
         for slot, device in ((MODEL_SLOT, model), (TEXT_ENCODER_SLOT, text_encoder),
-                             (INITIAL_SLOT, initial)):
+                             (INITIAL_SLOT, initial), (VAE_SLOT, vae),
+                             (UNET_OFFLOAD_SLOT, unet_offload)):
             if device is not None:
                 _stack(slot).append(device)
                 pushed.append(slot)
