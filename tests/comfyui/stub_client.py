@@ -52,17 +52,22 @@ class StubClient:
         self.residencies: Dict[tuple, Tuple[int, dict]] = {}
 
     def load(self, path, allocation="", compute_device="", keep_loaded=False, pins=(), allow_spill=False,
-             weight_dtype="", name=None, progress=None, writable=False):
+             weight_dtype="", name=None, progress=None, writable=False, tensor_prefixes=()):
         self.loads.append(dict(path=path, allocation=allocation, compute=compute_device,
-                               keep=keep_loaded, pins=tuple(pins)))
-        key = (path, allocation, compute_device)
+                               keep=keep_loaded, pins=tuple(pins), prefixes=tuple(tensor_prefixes)))
+        part = tuple(sorted(set(tensor_prefixes)))  # a part of the file: a residency of its own
+        key = (path, allocation, compute_device, part)
         shared = key in self.residencies and any(m.model_id == self.residencies[key][0] and not m.released
                                                  for m in self.live)
         if shared:
             model_id, tensors = self.residencies[key]
         else:
             reader = getattr(comfy.utils.load_torch_file, "__wrapped__", comfy.utils.load_torch_file)
-            model_id, tensors = next(self._ids), reader(path)
+            tensors = {n: t for n, t in reader(path).items()
+                       if not part or any(n.startswith(p) for p in part)}
+            if not tensors:
+                raise ValueError(f"tensor prefixes {part} match no tensor of {path}")
+            model_id = next(self._ids)
             self.residencies[key] = (model_id, tensors)
         devices, blocks = {}, {}
         order = [compute_device] + self.spread

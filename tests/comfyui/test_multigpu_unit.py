@@ -304,7 +304,7 @@ def test_eject_models_false_is_kept_across_free(env):
 
 # ---------------------------------------------------------------- checkpoint advanced
 
-def test_advanced_checkpoint_one_placement_separate_compute_devices(env, monkeypatch, caplog):
+def test_advanced_checkpoint_three_parts_separate_compute_devices(env, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     seen = {}
     real_vae = nodes_extra_loaders.comfy.sd.VAE.__init__
@@ -323,19 +323,20 @@ def test_advanced_checkpoint_one_placement_separate_compute_devices(env, monkeyp
                                "clip_donor_device": "cpu", "vae_device": "sim:1"}}}
     assert validate_inputs(prompt, "1", mappings(env))[0]
     model, clip, vae = PromptExecutor(mappings(env)).execute(prompt, "1")
-    assert [(l["compute"], l["allocation"], l["keep"]) for l in env.client.loads] == \
-        [("sim:0", "compute=sim:0, virtual_vram_gb=4, donors=cpu", False)]
+    # one broker part each: UNet, CLIP (compute cpu, donor cpu: nothing to move), VAE
+    assert [(l["prefixes"], l["compute"], l["allocation"], l["keep"]) for l in env.client.loads] == \
+        [(("model.diffusion_model.",), "sim:0", "compute=sim:0, virtual_vram_gb=4, donors=cpu", False),
+         (("cond_stage_model.",), "cpu", "", False), (("first_stage_model.",), "sim:1", "", False)]
     assert seen == {"vae": torch.device("meta"), "te": torch.device("cpu")}
     assert vae.device == torch.device("meta")            # the VAE computes on vae_device
     assert clip.patcher.load_device == torch.device("cpu")
     assert mm.vae_device() != torch.device("meta")       # only inside the load
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "CLIP computes on cpu, VAE on sim:1" in text
-    # clip compute cpu, donor cpu: nothing to move, so no separate CLIP allocation to report
-    assert "not applied on its own" not in text
+    assert "CLIP: compute cpu, all on compute" in text and "VAE: all on sim:1" in text
+    assert "not applied" not in text
 
 
-def test_advanced_checkpoint_reports_a_clip_allocation_it_cannot_apply(env, caplog):
+def test_advanced_checkpoint_applies_the_clip_allocation(env, caplog):
     caplog.set_level(logging.INFO)
     run(env, {"1": {"class_type": "CheckpointLoaderAdvancedDisTorch2MultiGPU",
                     "inputs": {"ckpt_name": env.names["ckpt"], "unet_compute_device": "sim:1",
@@ -344,16 +345,18 @@ def test_advanced_checkpoint_reports_a_clip_allocation_it_cannot_apply(env, capl
                                "clip_donor_device": "cpu", "vae_device": "sim:1",
                                "unet_expert_mode_allocations": "sim:1,75%;cpu,*", "eject_models": False}}})
     assert [(l["compute"], l["allocation"], l["keep"]) for l in env.client.loads] == \
-        [("sim:1", "sim:1,75%;cpu,*", True)]
-    assert any("the CLIP allocation 'compute=sim:0, virtual_vram_gb=2, donors=cpu' is not applied on its own"
-               in r.getMessage() for r in caplog.records)
+        [("sim:1", "sim:1,75%;cpu,*", True), ("sim:0", "compute=sim:0, virtual_vram_gb=2, donors=cpu", True),
+         ("sim:1", "", True)]
+    assert any("clip (cond_stage_model.): compute sim:0, allocation 'compute=sim:0, virtual_vram_gb=2, "
+               "donors=cpu' -> " in r.getMessage() for r in caplog.records)
 
 
 def test_advanced_checkpoint_device_only(env):
     run(env, {"1": {"class_type": "CheckpointLoaderAdvancedMultiGPU",
                     "inputs": {"ckpt_name": env.names["ckpt"], "unet_device": "sim:1",
                                "clip_device": "sim:0", "vae_device": "cpu"}}})
-    assert [(l["compute"], l["allocation"]) for l in env.client.loads] == [("sim:1", "")]
+    assert [(l["compute"], l["allocation"]) for l in env.client.loads] == \
+        [("sim:1", ""), ("sim:0", ""), ("cpu", "")]
 
 
 def test_unet_loader_lp_and_device_selector(env):

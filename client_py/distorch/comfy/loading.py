@@ -30,7 +30,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -55,6 +55,21 @@ class LoadOptions:
     allow_spill: bool = False
     weight_dtype: str = ""
     own_placement: bool = False  # a residency placed as asked, not another load's
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A part of one file loaded as a residency of its own (distorchd's
+    tensor_prefixes): the tensors whose names start with one of `prefixes`,
+    placed by `options` (e.g. a checkpoint's text encoder on its own device
+    and allocation)."""
+    role: str                  # what it is, for the log: "unet", "clip", "vae"
+    prefixes: Tuple[str, ...]
+    options: LoadOptions
+
+
+# (path, the node's LoadOptions) -> the parts to load that file in; () = whole.
+PartsFor = Callable[[str, LoadOptions], Sequence[FilePart]]
 
 
 class SkeletonUnsupported(Exception):
@@ -110,7 +125,10 @@ class Adoption:
     unstreamable: set = field(default_factory=set)
     copied: List[Tuple[str, int, str]] = field(default_factory=list)
     paths: List[str] = field(default_factory=list)
+    # Files to load in parts (see in_parts); None: each file is one load.
+    parts_for: Optional[PartsFor] = field(default_factory=lambda: getattr(_local, "parts_for", None))
     _meta: Dict[int, Tuple[str, torch.Tensor]] = field(default_factory=dict)
+    _part_options: Dict[int, LoadOptions] = field(default_factory=dict)  # id(loaded) -> options
 
     # -- file interception --------------------------------------------------
     def load_file(self, path: str, return_metadata: bool):
@@ -126,8 +144,17 @@ class Adoption:
                 logger.info("distorch: %s is not a safetensors file; ComfyUI loads it itself "
                             "(not shared)", os.path.basename(path))
                 return None
-            loaded = self.broker_load(path)
-            sd = dict(loaded.tensors)
+            parts = tuple(self.parts_for(path, self.options)) if self.parts_for else ()
+            if parts and not _accepts(self.client.load, "tensor_prefixes"):
+                logger.warning("distorch: %s: this distorch client cannot load part of a file; "
+                               "loading it whole with the %s part's placement",
+                               os.path.basename(path), parts[0].role)
+                parts = ()
+            sd = {}
+            for part in parts or (None,):
+                sd.update(self.broker_load(path, part).tensors)
+            if parts:
+                logger.info(parts_line(path, list(zip(parts, (m for _, m in self.loaded[-len(parts):])))))
             metadata = header.read_safetensors_header(path)[1]
         return (sd, header.metadata_or_none(metadata)) if return_metadata else sd
 
@@ -138,9 +165,11 @@ class Adoption:
                 return loaded
         return self.broker_load(path)
 
-    def broker_load(self, path: str):
-        opts = self.options
+    def broker_load(self, path: str, part: Optional[FilePart] = None):
+        opts = part.options if part is not None else self.options
         extra = {}
+        if part is not None:
+            extra["tensor_prefixes"] = tuple(part.prefixes)
         if opts.compute_device.startswith("cuda") and _accepts(self.client.load, "pin_host_memory"):
             extra["pin_host_memory"] = True  # host blocks feed a GPU: pin them
         if opts.own_placement:
@@ -166,6 +195,8 @@ class Adoption:
             logger.info(freed)
             loaded = load()
         self.loaded.append((path, loaded))
+        if part is not None:
+            self._part_options[id(loaded)] = opts
         for name, tensor in loaded.tensors.items():
             self.index.add(tensor, name, loaded.tensor_devices.get(name, opts.compute_device))
         return loaded
@@ -278,7 +309,7 @@ class Adoption:
                     own_tensors += 1
         casts = len(self.copied)
         devices_text = ", ".join(f"{d} {fmt_bytes(b)}" for d, b in sorted(per_device.items()))
-        names = ", ".join(os.path.basename(p) for p, _ in self.loaded)
+        names = ", ".join(dict.fromkeys(os.path.basename(p) for p, _ in self.loaded))
         share = [getattr(m, "shared", False) for _, m in self.loaded]
         return (f"distorch: {names}: {fmt_bytes(shared)} of broker memory used in place "
                 f"({devices_text or 'none'}){'; attached to an existing residency' if any(share) else ''}; "
@@ -290,8 +321,32 @@ class Adoption:
     def placement_differences(self, allocation: str) -> List[str]:
         """Log lines for loads that attached to a residency placed for another
         request (another compute device or allocation) than this one's."""
-        return [line for path, loaded in self.loaded
-                for line in [placement_difference(loaded, self.options, allocation)] if line]
+        lines = []
+        for _, loaded in self.loaded:
+            part = self._part_options.get(id(loaded))  # a part asked with its own options
+            line = (placement_difference(loaded, part, part.allocation) if part is not None
+                    else placement_difference(loaded, self.options, allocation))
+            if line:
+                lines.append(line)
+        return lines
+
+
+def parts_line(path: str, parts: List[Tuple[FilePart, object]]) -> str:
+    """One log line: what each part of `path` asked for and where its weights are."""
+    described = []
+    for part, loaded in parts:
+        where: Dict[str, int] = {}
+        for name, device in getattr(loaded, "tensor_devices", {}).items():
+            t = loaded.tensors.get(name)
+            where[device] = where.get(device, 0) + (nbytes(t) if isinstance(t, torch.Tensor) else 0)
+        asked = (f"allocation '{part.options.allocation}'" if part.options.allocation
+                 else "all on compute")
+        described.append(
+            f"{part.role} ({', '.join(part.prefixes)}): compute {part.options.compute_device}, "
+            f"{asked} -> {', '.join(f'{d} {fmt_bytes(b)}' for d, b in sorted(where.items())) or 'nothing'}"
+            f"{' (shared)' if getattr(loaded, 'shared', False) else ''}")
+    return (f"distorch: {os.path.basename(path)} loaded in {len(parts)} parts, each a broker "
+            f"residency of its own: " + "; ".join(described))
 
 
 def _devices_named(allocation: str) -> set:
@@ -364,6 +419,19 @@ def fmt_bytes(n: float) -> str:
 
 def active() -> Optional[Adoption]:
     return getattr(_local, "adoption", None)
+
+
+@contextlib.contextmanager
+def in_parts(parts_for: PartsFor) -> Iterator[None]:
+    """Adoptions created on this thread inside the block load each file in
+    the parts parts_for names (the advanced checkpoint loaders: their node
+    runs nodes.run_broker, which creates the Adoption)."""
+    previous = getattr(_local, "parts_for", None)
+    _local.parts_for = parts_for
+    try:
+        yield
+    finally:
+        _local.parts_for = previous
 
 
 @contextlib.contextmanager
