@@ -37,7 +37,9 @@ case "$RUNTIME" in
   host) DEFAULT_STUBS=safetensors,einops,transformers,tokenizers,torchsde,kornia,spandrel,comfyui_frontend_package,pydantic_settings
         DEFAULT_FLOWS=keep ;;
   sid)  DEFAULT_STUBS=torchsde,kornia,spandrel,comfyui_frontend_package,comfy_aimdo,comfy_angle,comfy_kitchen
-        DEFAULT_FLOWS="clip_l free_kept reuse kept_unused gemma2 triple checkpoint checkpoint_save lora save save_lora gguf gguf_q8 free_all" ;;
+        DEFAULT_FLOWS="clip_l free_kept reuse kept_unused gemma2 triple checkpoint checkpoint_save lora save save_lora gguf gguf_q8 free_all
+                       mgpu_names mgpu_unet_vram mgpu_expert_bytes mgpu_expert_logged mgpu_clip_device mgpu_triple
+                       mgpu_checkpoint mgpu_ckpt_advanced mgpu_vae mgpu_gguf mgpu_eject autostart no_drop" ;;
   *) echo "run_real.sh: RUNTIME must be host or sid"; exit 2 ;;
 esac
 PYTHON=${PYTHON:-$(command -v python3)}
@@ -56,6 +58,12 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # what drive.py started (other ComfyUIs, an auto-started daemon), if still there
+  if [[ -f "$WORK/extra.pids" ]]; then
+    while read -r p; do
+      if [[ -r "/proc/$p/cmdline" ]] && tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | grep -qF "$WORK"; then kill "$p" 2>/dev/null || true; fi
+    done < "$WORK/extra.pids"
+  fi
   rm -rf "$BASE/models" "$BASE/output"  # up to 12 GB (sparse) of model files
   echo "run_real.sh: logs in $WORK"
 }
@@ -72,6 +80,9 @@ export PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX:-/tmp/distorch-pycache}
 export PYTHONPATH="$REPO/tests/comfyui/real:$REPO/client_py:$REPO/tests/tools"
 export DISTORCH_IMPORT_STUBS="$STUBS" DISTORCH_SOCKET="$WORK/d.sock" DISTORCH_PROBE_OUT="$WORK/probe"
 export DISTORCH_REAL_FLOWS="$FLOWS" DISTORCH_REAL_MODELS="$BASE/models" DISTORCH_REAL_OUTPUT="$BASE/output"
+export DISTORCH_REAL_WORK="$WORK"
+# The ComfyUI side's settings come from the environment alone (no ~/.config/distorch file).
+export DISTORCH_CONFIG="$WORK/no-comfyui-settings.toml"
 
 CLIP=${CLIP:-auto}
 if [[ "$CLIP" == auto ]]; then
@@ -93,7 +104,13 @@ for flow in $FLOWS; do
     triple) items+=(clip_l clip_g t5xxl) ;;
     checkpoint|checkpoint_save) items+=(checkpoint) ;;
     lora|save_lora) items+=(unet clip_l lora) ;;
-    gguf|gguf_q8) items+=(gguf) ;;
+    gguf|gguf_q8|mgpu_gguf) items+=(gguf) ;;
+    mgpu_unet_vram|mgpu_expert_bytes|autostart|no_drop) items+=(unet) ;;
+    mgpu_expert_logged|mgpu_eject) items+=(unet clip_l) ;;
+    mgpu_clip_device) items+=(clip_l clip_g) ;;
+    mgpu_triple) items+=(clip_l clip_g t5xxl) ;;
+    mgpu_checkpoint|mgpu_ckpt_advanced) items+=(checkpoint) ;;
+    mgpu_vae) items+=(vae) ;;
   esac
 done
 echo "== models ($(printf '%s\n' "${items[@]}" | sort -u | tr '\n' ' '))"
@@ -120,6 +137,14 @@ else  # an older ComfyUI: link into the checkout (removed again by cleanup)
 fi
 (cd "$COMFYUI_DIR" && exec "$PYTHON" main.py $DEVICE_FLAG --listen 127.0.0.1 --port "$PORT" \
   --front-end-root "$WORK/fe" "${DIR_FLAGS[@]}" > "$WORK/comfyui.log" 2>&1) & pids+=($!)
+# How drive.py starts further ComfyUIs (the autostart and no_drop flows, on PORT+1, PORT+2)
+# and which distorchd one may start (inside the chroot: the host-exec wrapper).
+DAEMON_BIN=$DISTORCHD
+[[ -n "$HOST_EXEC" ]] && DAEMON_BIN=$BUILD/torch2-bin/distorchd
+export DISTORCH_REAL_COMFYUI_DIR="$COMFYUI_DIR" DISTORCH_REAL_PYTHON="$PYTHON" DISTORCH_REAL_DAEMON_BIN="$DAEMON_BIN"
+if [[ "${DIR_FLAGS[0]}" == --base-directory ]]; then
+  export DISTORCH_REAL_COMFY_FLAGS="$DEVICE_FLAG --front-end-root $(printf '%q' "$WORK/fe") --base-directory $(printf '%q' "$BASE")"
+fi
 for _ in $(seq 480); do curl -sf "http://127.0.0.1:$PORT/system_stats" >/dev/null && break; sleep 0.5; done
 grep -h "STUBBED" "$WORK/comfyui.log" || true
 grep -h "distorch\|IMPORT FAILED\|gguf" "$WORK/comfyui.log" | head -20

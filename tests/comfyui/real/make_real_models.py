@@ -19,6 +19,8 @@ from the ComfyUI directory:
              file's tensors in place (with clip_l and clip_g: SD3's triple encoder)
   checkpoint checkpoints/tiny_sd15.safetensors  the UNet and CLIP-L above (same values)
              plus SD1's VAE (F32 zeros), under SD1 checkpoint prefixes
+  vae        vae/tiny_sd15_vae.safetensors  SD1's VAE alone (F32 zeros, 320 MiB), as the
+             checkpoint's first_stage_model
   lora       loras/tiny_sd15_lora.safetensors  a rank-8 kohya LoRA on four UNet and
              four CLIP-L linear layers, seeded random F16
   gguf       diffusion_models/tiny_sd15_f16.gguf and tiny_sd15_q8_0.gguf: the UNet
@@ -203,6 +205,8 @@ for item in items:
                         if not k.startswith("text_projection")})
         vae = {"first_stage_model." + k: s for k, s in vae_shapes().items()}
         write(p, tensors, zeros=vae, zero_dtype="F32")
+    elif item == "vae" and (p := want("vae", "tiny_sd15_vae.safetensors")):
+        write(p, zeros=vae_shapes(), zero_dtype="F32")
     elif item == "lora" and (p := want("loras", "tiny_sd15_lora.safetensors")):
         write(p, lora_arrays())
     elif item == "gguf":
@@ -211,6 +215,6 @@ for item in items:
             if p := want("diffusion_models", name):
                 arrays = arrays or unet_arrays()
                 write_gguf(p, arrays, quantize)
-    elif item not in ("unet", "clip_l", "gemma2", "clip_g", "t5xxl", "checkpoint", "lora", "gguf"):
+    elif item not in ("unet", "clip_l", "gemma2", "clip_g", "t5xxl", "checkpoint", "vae", "lora", "gguf"):
         sys.exit(f"make_real_models.py: unknown item {item!r}")
 print("models written to", out)

@@ -8,7 +8,13 @@ With `label` set and $DISTORCH_PROBE_OUT naming a directory, it writes
 every node before it, the loaders, has finished), the time it finished, and
 per weight [sha1 of its bytes, dtype, shape, sum] so a driver can compare a
 distorch-loaded model with a stock-loaded one exactly. `digest=false` only
-sums (the benchmark: reading every weight without hashing it)."""
+sums (the benchmark: reading every weight without hashing it).
+
+`placement` (always written) says, per model/clip/vae, where ComfyUI will run it
+and where its weights are: the patcher's load/offload device, the VAE's device,
+whether distorch adopted it (`broker`), distorch's compute device for it, the
+bytes per broker device its weights are on (distorch's own record of each
+parameter: None = this process's own memory) and the bytes per torch device."""
 
 import hashlib
 import json
@@ -42,11 +48,27 @@ def _sum(t: torch.Tensor) -> float:
     return total
 
 
+def _placement(patcher) -> dict:
+    """Where ComfyUI runs `patcher` and where its weights are (bytes per device)."""
+    model = patcher.model
+    record = getattr(model, "_distorch_placement", None)
+    broker_bytes, torch_bytes = {}, {}
+    for key, t in list(model.named_parameters()) + list(model.named_buffers()):
+        n = t.numel() * t.element_size()
+        torch_bytes[str(t.device)] = torch_bytes.get(str(t.device), 0) + n
+        if record is not None:
+            where = str(record.devices.get(key))  # "None": this process's own tensor
+            broker_bytes[where] = broker_bytes.get(where, 0) + n
+    return {"load_device": str(patcher.load_device), "offload_device": str(patcher.offload_device),
+            "broker": record is not None, "compute": getattr(record, "compute", None),
+            "broker_bytes": broker_bytes, "torch_bytes": torch_bytes}
+
+
 class DistorchProbe:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {},
-                "optional": {"model": ("MODEL",), "clip": ("CLIP",),
+                "optional": {"model": ("MODEL",), "clip": ("CLIP",), "vae": ("VAE",),
                              "label": ("STRING", {"default": ""}),
                              "digest": ("BOOLEAN", {"default": True})}}
 
@@ -55,12 +77,17 @@ class DistorchProbe:
     OUTPUT_NODE = True
     CATEGORY = "distorch/test"
 
-    def probe(self, model=None, clip=None, label="", digest=True):
+    def probe(self, model=None, clip=None, label="", digest=True, vae=None):
         entered = time.time()
-        patchers = [p for p in (model, getattr(clip, "patcher", None)) if p is not None]
+        named = [(w, p) for w, p in (("model", model), ("clip", getattr(clip, "patcher", None)),
+                                     ("vae", getattr(vae, "patcher", None))) if p is not None]
+        patchers = [p for _, p in named]
         comfy.model_management.load_models_gpu(patchers)
+        placement = {w: _placement(p) for w, p in named}
+        if vae is not None:
+            placement["vae"]["vae_device"] = str(getattr(vae, "device", ""))
         sums, weights = [], {}
-        for which, patcher in zip(("model", "clip"), patchers):
+        for which, patcher in named:
             total = 0.0
             for name, p in list(patcher.model.named_parameters()) + list(patcher.model.named_buffers()):
                 if p.device.type == "meta":
@@ -75,7 +102,7 @@ class DistorchProbe:
         out_dir = os.environ.get("DISTORCH_PROBE_OUT")
         if label and out_dir:
             doc = {"label": label, "entered": entered, "done": time.time(), "sums": sums,
-                   "weights": weights}
+                   "weights": weights, "placement": placement}
             tmp = os.path.join(out_dir, f".{label}.json.tmp")
             with open(tmp, "w") as f:
                 json.dump(doc, f)
