@@ -383,6 +383,10 @@ def test_translation_rules():
                    "cuda:0,2gb;cpu,*#cuda:0;4.0;cpu", "cuda:0;8.0;cuda:1,cpu", "#cuda:1;8.1;cuda:0,cpu"):
         r = t.distorch2("cuda:0", 4.0, "cpu", f"  {expert} ", False)
         assert (r.compute, r.allocation, r.keep_loaded) == ("cuda:0", expert, True)
+        # a string already in MultiGPU's logged form is logged as it is (one '#'),
+        # so a user can paste the log line back
+        if "#" in expert:
+            assert r.multigpu_string == expert
     assert t.distorch2("cuda:0", 0.0, "cpu", "cuda:0,1gb", True).multigpu_string == "cuda:0,1gb#cuda:0"
     assert t.distorch2("cuda:0", 0.0, "cpu", "", True).multigpu_string == ""
     assert t.device_only("sim:1") == t.BrokerRequest("sim:1", "", False, "")

@@ -41,7 +41,10 @@ def _gb(value) -> float:
 
 def multigpu_full_allocation(compute: str, virtual_vram_gb: float, donors: str, expert: str) -> str:
     """MultiGPU's `EXPERT#COMPUTE;GB;DONORS` for the same inputs ("" when it
-    would not split the model), for the log line users compare with."""
+    would not split the model), for the log line users compare with. An expert
+    string that is already that logged form is returned as it is."""
+    if "#" in expert:
+        return expert
     vram = ""
     if virtual_vram_gb > 0:
         vram = f"{compute};{virtual_vram_gb};{donors}"
