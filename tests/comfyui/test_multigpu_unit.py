@@ -352,11 +352,18 @@ def test_advanced_checkpoint_applies_the_clip_allocation(env, caplog):
 
 
 def test_advanced_checkpoint_device_only(env):
-    run(env, {"1": {"class_type": "CheckpointLoaderAdvancedMultiGPU",
-                    "inputs": {"ckpt_name": env.names["ckpt"], "unet_device": "sim:1",
-                               "clip_device": "sim:0", "vae_device": "cpu"}}})
+    model, clip, vae = run(env, {"1": {"class_type": "CheckpointLoaderAdvancedMultiGPU",
+                                       "inputs": {"ckpt_name": env.names["ckpt"], "unet_device": "sim:1",
+                                                  "clip_device": "sim:0", "vae_device": "cpu"}}})
     assert [(l["compute"], l["allocation"]) for l in env.client.loads] == \
         [("sim:1", ""), ("sim:0", ""), ("cpu", "")]
+    # each model computes where its own part was placed for, so none of its
+    # weights counts as off the compute device (the real run's mgpu_ckpt_advanced)
+    from distorch.comfy.patcher import PLACEMENT_ATTR
+    for patcher, compute in ((model, "sim:1"), (clip.patcher, "sim:0"), (vae.patcher, "cpu")):
+        placement = getattr(patcher.model, PLACEMENT_ATTR)
+        assert placement.compute == compute
+        assert {d for d in placement.devices.values() if d is not None} == {compute}
 
 
 def test_unet_loader_lp_and_device_selector(env):

@@ -129,6 +129,7 @@ class Adoption:
     parts_for: Optional[PartsFor] = field(default_factory=lambda: getattr(_local, "parts_for", None))
     _meta: Dict[int, Tuple[str, torch.Tensor]] = field(default_factory=dict)
     _part_options: Dict[int, LoadOptions] = field(default_factory=dict)  # id(loaded) -> options
+    _part_compute: Dict[str, str] = field(default_factory=dict)  # part tensor -> its compute device
 
     # -- file interception --------------------------------------------------
     def load_file(self, path: str, return_metadata: bool):
@@ -197,6 +198,8 @@ class Adoption:
         self.loaded.append((path, loaded))
         if part is not None:
             self._part_options[id(loaded)] = opts
+            for name in loaded.tensors:
+                self._part_compute[name] = opts.compute_device
         for name, tensor in loaded.tensors.items():
             self.index.add(tensor, name, loaded.tensor_devices.get(name, opts.compute_device))
         return loaded
@@ -290,6 +293,21 @@ class Adoption:
             hit = self.index.lookup(t)
             out[key] = hit[1] if hit else None
         return out
+
+    def compute_for(self, root: torch.nn.Module) -> str:
+        """The compute device `root` runs on: the node's, or, when the file was
+        loaded in parts, the compute device of the part holding most of
+        root's broker bytes (an advanced checkpoint's text encoder computes
+        where its own part was placed for, not on the UNet's device)."""
+        if not self._part_compute:
+            return self.options.compute_device
+        weight: Dict[str, int] = {}
+        for _, t in list(root.named_parameters()) + list(root.named_buffers()):
+            hit = self.index.lookup(t)
+            compute = self._part_compute.get(hit[0]) if hit else None
+            if compute is not None:
+                weight[compute] = weight.get(compute, 0) + nbytes(t)
+        return max(weight, key=weight.get) if weight else self.options.compute_device
 
     def summary(self, roots: List[torch.nn.Module]) -> str:
         shared = own = own_tensors = 0

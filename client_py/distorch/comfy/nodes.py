@@ -176,7 +176,8 @@ def run_broker(stock: Callable[[dict], object], node_type: str, kind: str, kwarg
         return out
     patchers = roots_of(_results(out))
     for p in patchers:
-        adopt_patcher(p, Placement(compute=compute, devices=adoption.param_devices(p.model)),
+        adopt_patcher(p, Placement(compute=adoption.compute_for(p.model),
+                                   devices=adoption.param_devices(p.model)),
                       dynamic_vram.note_demoted)
     name = ", ".join(os.path.basename(path) for path, _ in adoption.loaded)
     entry = REGISTRY.register(load_key, name, adoption.loaded, _results(out), keep, node_id,
