@@ -34,11 +34,6 @@ def daemons_on(socket_path):
     return pids
 
 
-def has_idle_exit(distorchd):
-    out = subprocess.run([distorchd, "--help"], capture_output=True, text=True, timeout=10)
-    return "--idle-exit-s" in out.stdout + out.stderr
-
-
 @pytest.fixture
 def autostart_env(tmp_path):
     distorchd = _binary("DISTORCHD", "/tmp/build-comfy/daemon/distorchd")
@@ -122,9 +117,6 @@ def test_two_instances_at_once_start_exactly_one_daemon_that_exits_when_idle(aut
         assert "Traceback" not in stderr, stderr
     # it outlives the ComfyUI processes that started it ...
     assert daemons_on(s["socket"]) == daemons
-    if not has_idle_exit(s["distorchd"]):
-        pytest.skip("this distorchd has no --idle-exit-s yet (the C++ change has not landed): "
-                    "the idle exit is not checked")
     # ... and exits once idle: no sessions (after the 1 s grace) and no pinned models
     deadline = time.time() + IDLE_EXIT_S + 1 + 15
     while daemons_on(s["socket"]) and time.time() < deadline:
