@@ -3,6 +3,8 @@
 import gc
 import logging
 import os
+import threading
+import time
 
 import pytest
 import torch
@@ -174,12 +176,39 @@ def test_unkept_model_released_when_comfy_drops_it(comfy_env):
     ex.reset()
     gc.collect()
     registry.REGISTRY.drain()
-    for _ in range(100):
-        if env.client.released:
-            break
-        import time
-        time.sleep(0.02)
     assert env.client.released == [env.client.live[0].model_id]
+
+
+def test_drain_waits_for_a_release_in_progress():
+    """drain() returned once the queue was empty, while the worker was still in the
+    broker call of the release it had taken off it; tests slept around it."""
+    from distorch.comfy import registry
+    taken = threading.Event()
+
+    class SlowLoaded:
+        released = False
+
+        def release(self):
+            taken.set()
+            time.sleep(0.3)  # a slow broker Release
+            self.released = True
+
+    class Patcher:
+        def __init__(self):
+            self.model = type("Model", (), {})()
+            self.load_device = "cpu"
+
+    reg = registry.Registry()
+    loaded = SlowLoaded()
+    outputs = (Patcher(),)
+    reg.register("k", "slow", [("slow.safetensors", loaded)], outputs, keep=False, node_id=None,
+                 input_hash="h")
+    del outputs
+    gc.collect()
+    assert taken.wait(5), "the model died but no release started"
+    reg.drain()
+    assert loaded.released
+    assert reg.entries() == []
 
 
 def test_kept_model_survives_a_prompt_that_reuses_its_node_id(comfy_env):
@@ -195,10 +224,7 @@ def test_kept_model_survives_a_prompt_that_reuses_its_node_id(comfy_env):
     ex.execute({"1": unet_node(env, role="unet_b", keep=False)}, "1")
     ex.reset()
     gc.collect()
-    registry.REGISTRY.drain()
-    import time
-    time.sleep(0.2)  # a wrong release would run on the registry's worker thread
-    registry.REGISTRY.drain()
+    registry.REGISTRY.drain()  # a wrong release would run on the registry's worker thread
     assert kept_id not in env.client.released
     ex.execute({"1": unet_node(env, keep=True)}, "1")
     assert [os.path.basename(load["path"]) for load in env.client.loads] == \

@@ -80,14 +80,23 @@ def roots_of(outputs: tuple) -> List[object]:
     return found
 
 
+_STOP = object()  # ends a release worker (tests re-initialise the registry)
+
+
 class Registry:
     def __init__(self) -> None:
+        previous = getattr(self, "_releases", None)
+        if previous is not None:
+            previous.put(_STOP)  # re-initialised (tests): the old worker ends after its queue
         self._lock = threading.Lock()
         self._entries: Dict[str, Entry] = {}
         self._generation: Dict[str, int] = {}
         self._node_key: Dict[str, str] = {}
-        self._releases: "queue.Queue[Entry]" = queue.Queue()
+        # Entries whose models died, and drain()'s markers, in order. A SimpleQueue
+        # because _root_died runs inside garbage collection: its put() is reentrant.
+        self._releases: "queue.SimpleQueue[object]" = queue.SimpleQueue()
         self._worker: Optional[threading.Thread] = None
+        self._worker_starting = threading.Lock()
 
     # -- node side ----------------------------------------------------------
     def change_token(self, node_type: str, inputs: Dict[str, object]) -> str:
@@ -219,37 +228,57 @@ class Registry:
             self._start_worker()
 
     def _start_worker(self) -> None:
+        # One worker, started on the first release; it then waits on the queue for
+        # good (a worker that exits when idle can miss an entry put while it exits).
+        # Called inside garbage collection: never block on a lock here.
         if self._worker is not None and self._worker.is_alive():
             return
-        self._worker = threading.Thread(target=self._release_loop, name="distorch-release", daemon=True)
-        self._worker.start()
+        if not self._worker_starting.acquire(blocking=False):
+            return  # another caller is starting it; it will find our entry
+        try:
+            if self._worker is None or not self._worker.is_alive():
+                worker = threading.Thread(target=self._release_loop, args=(self._releases,),
+                                          name="distorch-release", daemon=True)
+                worker.start()
+                self._worker = worker
+        finally:
+            self._worker_starting.release()
 
-    def _release_loop(self) -> None:
+    def _release_loop(self, releases: "queue.SimpleQueue[object]") -> None:
         while True:
-            try:
-                entry = self._releases.get(timeout=5.0)
-            except queue.Empty:
+            item = releases.get()
+            if item is _STOP:
                 return
-            with self._lock:
-                if entry.ejected:
-                    continue
-                entry.ejected = True
-                for key in [k for k, e in self._entries.items() if e is entry]:
-                    del self._entries[key]
-            for _, loaded in entry.loaded:
-                try:
-                    loaded.release()
-                except Exception as e:
-                    logger.debug("distorch: releasing %s: %r", entry.name, e)
-            logger.info("distorch: released %s (ComfyUI no longer uses it)", entry.name)
+            if isinstance(item, threading.Event):
+                item.set()  # drain(): everything queued before it is done
+                continue
+            try:
+                self._release(item)
+            except Exception:
+                logger.exception("distorch: releasing %s failed", getattr(item, "name", item))
+
+    def _release(self, entry: Entry) -> None:
+        with self._lock:
+            if entry.ejected:
+                return
+            entry.ejected = True
+            for key in [k for k, e in self._entries.items() if e is entry]:
+                del self._entries[key]
+        for _, loaded in entry.loaded:
+            try:
+                loaded.release()
+            except Exception as e:
+                logger.debug("distorch: releasing %s: %r", entry.name, e)
+        logger.info("distorch: released %s (ComfyUI no longer uses it)", entry.name)
 
     def drain(self, timeout: float = 5.0) -> None:
-        """Tests: wait until queued releases are done."""
-        import time
-        deadline = time.time() + timeout
-        while (not self._releases.empty() or (self._worker is not None and self._worker.is_alive()
-                                                and not self._releases.empty())) and time.time() < deadline:
-            time.sleep(0.01)
+        """Tests: returns once every release queued before the call is done
+        (the broker calls included); TimeoutError after `timeout` seconds."""
+        done = threading.Event()
+        self._releases.put(done)
+        self._start_worker()
+        if not done.wait(timeout):
+            raise TimeoutError(f"distorch: queued releases not done after {timeout:g} s")
 
     def entries(self) -> List[Entry]:
         with self._lock:
