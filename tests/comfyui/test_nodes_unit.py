@@ -231,6 +231,33 @@ def test_kept_model_survives_a_prompt_that_reuses_its_node_id(comfy_env):
         [env.names["unet_a"], env.names["unet_b"]]  # the kept unet_a was reused, not reloaded
 
 
+def test_setup_registers_its_connect_callback_once(comfy_env):
+    """setup() after teardown() (and again while installed) added one more
+    on_connect callback each time: every connection then registered one more
+    evicted handler, and one eviction was handled that many times."""
+    import distorch.comfy as dc
+    from distorch.comfy import session
+
+    class Connected:
+        def __init__(self):
+            self.evicted_handlers = []
+
+        def on_evicted(self, callback):
+            self.evicted_handlers.append(callback)
+
+    for _ in range(3):
+        dc.teardown()
+        dc.setup(nodes.NODE_CLASS_MAPPINGS)
+        dc.setup(nodes.NODE_CLASS_MAPPINGS)
+    connected = Connected()
+    session.set_client_factory(lambda: connected)
+    assert session.client() is connected
+    assert len(connected.evicted_handlers) == 1
+    dc.teardown()
+    session.set_client_factory(lambda: Connected())
+    assert session.client().evicted_handlers == []  # teardown() unregistered it
+
+
 def test_lora_strength_change_repatches_only_affected_weights(comfy_env, caplog):
     env = comfy_env
     c = env.classes

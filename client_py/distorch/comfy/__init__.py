@@ -69,7 +69,7 @@ def setup(stock_mappings: Dict[str, type] = None) -> Tuple[Dict[str, type], Dict
             if undo is not None:
                 _undos.append(undo)
         _undos.extend(gguf.install(stock_mappings))
-        session.on_connect(_on_connect)
+        _undos.append(session.on_connect(_on_connect))
         if dynamic_vram.enabled():
             logger.info("distorch: DynamicVRAM is on; distorch-loaded models will use the "
                         "classic patcher (details when the first one loads)")

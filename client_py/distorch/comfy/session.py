@@ -64,9 +64,18 @@ def set_client_factory(factory: Optional[Callable[[], object]]) -> None:
     settings_mod.reset()
 
 
-def on_connect(callback: Callable[[object], None]) -> None:
-    """Runs `callback(client)` each time a new connection is made."""
-    _on_connect.append(callback)
+def on_connect(callback: Callable[[object], None]) -> Callable[[], None]:
+    """Runs `callback(client)` each time a new connection is made; once, however
+    often it is registered. Returns the undo (it unregisters the callback)."""
+    with _lock:
+        if callback not in _on_connect:
+            _on_connect.append(callback)
+
+    def undo() -> None:
+        with _lock:
+            if callback in _on_connect:
+                _on_connect.remove(callback)
+    return undo
 
 
 def socket_path() -> str:
