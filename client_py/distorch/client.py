@@ -160,7 +160,7 @@ class _Session:
                  on_evicted: Callable[[Any, "_Session"], None]) -> None:
         self._requests: "queue.Queue[Optional[Any]]" = queue.Queue()
         self._requests.put(pb.SessionRequest(hello=pb.Hello(client_name=client_name,
-                                                             pid=os.getpid())))
+                                                            pid=os.getpid())))
         self._on_evicted = on_evicted
         self.stub = stub
         self.session_id = 0
@@ -438,8 +438,8 @@ class Client:
         except BaseException:
             try:
                 session.stub.Release(pb.ReleaseRequest(session_id=session.session_id,
-                                                     lease_id=result.lease_id),
-                                   timeout=RPC_TIMEOUT_S)
+                                                       lease_id=result.lease_id),
+                                     timeout=RPC_TIMEOUT_S)
             except grpc.RpcError as e:
                 logger.warning("distorch: releasing lease %d after a failed adoption: %s",
                                result.lease_id, e.details())
@@ -456,7 +456,7 @@ class Client:
         if self._closed or model._session is not self._ensure():
             return None  # the lease went with its session
         reply = self._unary("Release", pb.ReleaseRequest(session_id=model.session_id,
-                                                        lease_id=model.lease_id))
+                                                         lease_id=model.lease_id))
         return t.model_ref(reply.model) if reply.HasField("model") else None
 
     # -- keep / free ----------------------------------------------------------
@@ -476,7 +476,7 @@ class Client:
             # models are sure to be listed in the reply).
             for m in self._loaded():
                 if m._session is session and not (m.keep_loaded or m.released
-                                                               or m.lost):
+                                                  or m.lost):
                     m.released = True
                     m.close()
         return result

@@ -123,14 +123,14 @@ def lease_info(pb: Any) -> LeaseInfo:
 def model_info(pb: Any) -> ModelInfo:
     return ModelInfo(int(pb.model_id), pb.name, pb.state, int(pb.bytes_total),
                      int(pb.bytes_loaded), [device_bytes(d) for d in pb.devices],
-                     [lease_info(l) for l in pb.leases], pb.identity, pb.weight_dtype,
+                     [lease_info(lease) for lease in pb.leases], pb.identity, pb.weight_dtype,
                      int(pb.tensors), pb.allocation, pb.compute_device,
                      bool(pb.own_placement), list(pb.tensor_prefixes))
 
 
 def session_info(pb: Any) -> SessionInfo:
     return SessionInfo(int(pb.session_id), pb.client_name, int(pb.pid), bool(pb.connected),
-                       int(pb.disconnected_ms), [lease_info(l) for l in pb.leases])
+                       int(pb.disconnected_ms), [lease_info(lease) for lease in pb.leases])
 
 
 def status_info(pb: Any) -> StatusInfo:

@@ -128,7 +128,7 @@ def main() -> int:
             v = ours_sd[name]
             if not any(a <= v.data_ptr() < b for a, b in spans):
                 fail(f"{name}: not broker memory after rebind")
-            if type(v) is not type(stock_sd[name]) or v.tensor_type != Q[qtype]:
+            if type(v) is not type(stock_sd[name]) or v.tensor_type != Q[qtype]:  # noqa: E721 (that very class)
                 fail(f"{name}: {type(v).__name__} {getattr(v, 'tensor_type', None)}")
             if tuple(v.shape) != x.shape or v.size() != stock_sd[name].size():
                 fail(f"{name}: shape {tuple(v.shape)} / storage {tuple(v.size())}")

@@ -7,8 +7,6 @@ import itertools
 from types import SimpleNamespace
 from typing import Dict, List, Tuple
 
-import torch
-
 import comfy.utils  # the fake ComfyUI's reader
 
 

@@ -142,7 +142,7 @@ def test_autostart_off_leaves_an_allocation_node_failing(autostart_env):
 
 
 def test_started_daemon_is_logged_and_a_restart_changes_the_connection(autostart_env, monkeypatch,
-                                                                        caplog):
+                                                                       caplog):
     """In this process: the first use starts a daemon (logged with its pid and
     log file); when it is gone, the next change check starts another and
     reports a new connection identity (so the loader nodes run again)."""

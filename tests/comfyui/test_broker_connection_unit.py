@@ -298,7 +298,7 @@ def test_own_placement_asks_the_broker_for_a_placement_of_its_own(residency_env,
         first = node().distorch_load(unet_name=env.names["unet_a"], compute_device="sim:0")
         model = node().distorch_load(unet_name=env.names["unet_a"], compute_device="sim:1",
                                      own_placement=True)[0]
-    assert [l["own_placement"] for l in client.loads] == [False, True]
+    assert [load["own_placement"] for load in client.loads] == [False, True]
     assert not client.live[-1].shared
     assert set(client.live[-1].tensor_devices.values()) == {"sim:1"}
     assert not [r for r in caplog.records if "already resident" in r.getMessage()]

@@ -62,7 +62,7 @@ def test_checkpoint_as_three_residencies(real_env, caplog):
     entry = model.model._distorch_placement.entry
     loaded = [m for _, m in entry.loaded]
     assert [m.tensor_prefixes for m in loaded] == [("model.diffusion_model.",), ("cond_stage_model.",),
-                                                 ("first_stage_model.",)]
+                                                   ("first_stage_model.",)]
     for m, root in zip(loaded, (model.model, clip.patcher.model, vae.patcher.model)):
         for name, t in m.tensors.items():
             assert np.array_equal(t.to("cpu").numpy(), want[name]), name

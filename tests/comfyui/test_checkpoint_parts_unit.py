@@ -8,15 +8,11 @@ import logging
 import sys
 import types
 
-import pytest
-import torch
-
 import nodes
 from execution import PromptExecutor, validate_inputs
 
 from distorch.comfy import loading
 from distorch.comfy.multigpu import checkpoint
-from distorch.comfy.registry import REGISTRY
 from stub_client import StubClient
 
 UNET = loading.LoadOptions(compute_device="sim:0", allocation="sim:0,50%;cpu,*")
@@ -121,7 +117,7 @@ def test_three_parts_each_placed_as_asked_and_merged_for_comfyui(comfy_env, capl
     with caplog.at_level(logging.INFO, logger="distorch"):
         model, clip, vae = run(env, DISTORCH2)
     loads = env.client.loads
-    assert [(l["prefixes"], l["compute"], l["allocation"]) for l in loads] == [
+    assert [(load["prefixes"], load["compute"], load["allocation"]) for load in loads] == [
         (("model.diffusion_model.",), "sim:0", "sim:0,50%;cpu,*"),
         (("cond_stage_model.",), "sim:1", "sim:1,60%;cpu,*"),
         (("first_stage_model.",), "cpu", "")]
@@ -155,7 +151,7 @@ def test_a_second_run_reuses_and_a_clip_change_reloads(comfy_env):
     assert ex.execute({"1": {"class_type": cls.__name__, "inputs": args}}, "1") is first
     assert len(env.client.loads) == 3  # reused, not loaded again
     ex.execute({"1": {"class_type": cls.__name__, "inputs": changed}}, "1")
-    assert [l["allocation"] for l in env.client.loads[3:]] == \
+    assert [load["allocation"] for load in env.client.loads[3:]] == \
         ["sim:0,50%;cpu,*", "sim:1,10%;cpu,*", ""]
 
 
@@ -171,7 +167,7 @@ def test_a_client_without_parts_loads_the_file_whole(comfy_env, caplog):
     stub.load = load
     with caplog.at_level(logging.WARNING, logger="distorch"):
         run(env, DISTORCH2)
-    assert [(l["prefixes"], l["compute"]) for l in stub.loads] == [((), "sim:0")]
+    assert [(load["prefixes"], load["compute"]) for load in stub.loads] == [((), "sim:0")]
     assert "cannot load part of a file; loading it whole with the unet part's placement" in caplog.text
 
 
@@ -179,7 +175,7 @@ def test_device_only_node_puts_each_part_on_its_device(comfy_env):
     env = comfy_env
     run(env, {"unet_device": "sim:1", "clip_device": "sim:0", "vae_device": "cpu"},
         node="CheckpointLoaderAdvancedMultiGPU")
-    got = [(l["prefixes"], l["compute"], l["allocation"]) for l in env.client.loads]
+    got = [(load["prefixes"], load["compute"], load["allocation"]) for load in env.client.loads]
     assert got == [(("model.diffusion_model.",), "sim:1", ""), (("cond_stage_model.",), "sim:0", ""),
                    (("first_stage_model.",), "cpu", "")]
     devices = [set(m.tensor_devices.values()) for m in env.client.live]

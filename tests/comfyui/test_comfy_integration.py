@@ -4,7 +4,6 @@ model split over sim:0, sim:1 and cpu, and one residency shared by two
 processes."""
 
 import os
-import time
 
 import numpy as np
 import pytest

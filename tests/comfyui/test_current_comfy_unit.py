@@ -27,7 +27,7 @@ def broker_ptrs(env):
 
 def load_unet(env, role="unet_a", compute="sim:0", **extra):
     return env.classes["DistorchUNETLoader"]().distorch_load(unet_name=env.names[role], compute_device=compute,
-                                                            **extra)[0]
+                                                             **extra)[0]
 
 
 def run(model):
@@ -148,7 +148,7 @@ def test_clone_shares_the_broker_model(dynamic_vram_on):
         assert clone.model is model.model
         assert clone.cached_patcher_init == model.cached_patcher_init
     clip = env.classes["DistorchCLIPLoader"]().distorch_load(clip_name=env.names["te_a"],
-                                                            compute_device="sim:0")[0]
+                                                             compute_device="sim:0")[0]
     assert type(clip.clone(disable_dynamic=True).patcher).__name__ == "DistorchModelPatcher"
 
 

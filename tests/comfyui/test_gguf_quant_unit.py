@@ -102,7 +102,7 @@ def test_rebind_views_the_broker_bytes_in_their_storage_shape(tmp_path):
     ("DistorchUnetLoaderGGUFAdvanced", {"dequant_dtype": "float32", "patch_dtype": "default",
                                         "patch_on_device": False})])
 def test_quantised_unet_through_the_broker_computes_like_the_stock_loader(gguf_env, class_type,
-                                                                           extra):
+                                                                          extra):
     env = gguf_env
     patcher, out = run_prompt(env, broker_node(env.name, class_type, **extra))
     stock_patcher = env.gguf_nodes.UnetLoaderGGUF().load_unet(env.name)[0]

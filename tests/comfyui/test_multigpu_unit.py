@@ -228,7 +228,8 @@ def workflows(env):
 
 
 def _check_loads(env, expected):
-    got = [(os.path.basename(l["path"]), l["compute"], l["allocation"], l["keep"]) for l in env.client.loads]
+    got = [(os.path.basename(load["path"]), load["compute"], load["allocation"], load["keep"])
+           for load in env.client.loads]
     want = [(env.names[role], compute, alloc, keep) for role, compute, alloc, keep in expected]
     assert got == want
 
@@ -259,7 +260,7 @@ def test_diffusers_and_diffcontrolnet(env):
                                      "donor_device": "cpu", "expert_mode_allocations": "",
                                      "eject_models": True}}})
     assert len(out) == 3
-    assert [(l["compute"], l["allocation"]) for l in env.client.loads] == \
+    assert [(load["compute"], load["allocation"]) for load in env.client.loads] == \
         [("sim:1", "compute=sim:1, virtual_vram_gb=0.5, donors=cpu")] * 3
     prompt = {"1": {"class_type": "UNETLoaderMultiGPU",
                     "inputs": {"unet_name": env.names["unet_c"], "weight_dtype": "default", "device": "sim:0"}},
@@ -267,7 +268,7 @@ def test_diffusers_and_diffcontrolnet(env):
                     "inputs": {"model": ["1", 0], "control_net_name": env.names["cnet"], "device": "sim:1"}}}
     assert validate_inputs(prompt, "2", mappings(env))[0]
     PromptExecutor(mappings(env)).execute(prompt, "2")
-    assert [(l["compute"], l["allocation"]) for l in env.client.loads[3:]] == [("sim:0", ""), ("sim:1", "")]
+    assert [(load["compute"], load["allocation"]) for load in env.client.loads[3:]] == [("sim:0", ""), ("sim:1", "")]
 
 
 def test_the_log_line_says_what_was_asked_and_what_multigpu_would_have_done(env, caplog):
@@ -324,7 +325,7 @@ def test_advanced_checkpoint_three_parts_separate_compute_devices(env, monkeypat
     assert validate_inputs(prompt, "1", mappings(env))[0]
     model, clip, vae = PromptExecutor(mappings(env)).execute(prompt, "1")
     # one broker part each: UNet, CLIP (compute cpu, donor cpu: nothing to move), VAE
-    assert [(l["prefixes"], l["compute"], l["allocation"], l["keep"]) for l in env.client.loads] == \
+    assert [(load["prefixes"], load["compute"], load["allocation"], load["keep"]) for load in env.client.loads] == \
         [(("model.diffusion_model.",), "sim:0", "compute=sim:0, virtual_vram_gb=4, donors=cpu", False),
          (("cond_stage_model.",), "cpu", "", False), (("first_stage_model.",), "sim:1", "", False)]
     assert seen == {"vae": torch.device("meta"), "te": torch.device("cpu")}
@@ -344,7 +345,7 @@ def test_advanced_checkpoint_applies_the_clip_allocation(env, caplog):
                                "clip_compute_device": "sim:0", "clip_virtual_vram_gb": 2.0,
                                "clip_donor_device": "cpu", "vae_device": "sim:1",
                                "unet_expert_mode_allocations": "sim:1,75%;cpu,*", "eject_models": False}}})
-    assert [(l["compute"], l["allocation"], l["keep"]) for l in env.client.loads] == \
+    assert [(load["compute"], load["allocation"], load["keep"]) for load in env.client.loads] == \
         [("sim:1", "sim:1,75%;cpu,*", True), ("sim:0", "compute=sim:0, virtual_vram_gb=2, donors=cpu", True),
          ("sim:1", "", True)]
     assert any("clip (cond_stage_model.): compute sim:0, allocation 'compute=sim:0, virtual_vram_gb=2, "
@@ -355,7 +356,7 @@ def test_advanced_checkpoint_device_only(env):
     model, clip, vae = run(env, {"1": {"class_type": "CheckpointLoaderAdvancedMultiGPU",
                                        "inputs": {"ckpt_name": env.names["ckpt"], "unet_device": "sim:1",
                                                   "clip_device": "sim:0", "vae_device": "cpu"}}})
-    assert [(l["compute"], l["allocation"]) for l in env.client.loads] == \
+    assert [(load["compute"], load["allocation"]) for load in env.client.loads] == \
         [("sim:1", ""), ("sim:0", ""), ("cpu", "")]
     # each model computes where its own part was placed for, so none of its
     # weights counts as off the compute device (the real run's mgpu_ckpt_advanced)
@@ -368,7 +369,7 @@ def test_advanced_checkpoint_device_only(env):
 
 def test_unet_loader_lp_and_device_selector(env):
     run(env, {"1": {"class_type": "UNetLoaderLP", "inputs": {"unet_name": env.names["unet_d"]}}})
-    assert [(l["compute"], l["allocation"]) for l in env.client.loads] == [("sim:0", "")]
+    assert [(load["compute"], load["allocation"]) for load in env.client.loads] == [("sim:0", "")]
     assert run(env, {"2": {"class_type": "DeviceSelectorMultiGPU", "inputs": {"device": "sim:1"}}}, "2") == ("sim:1",)
 
 
@@ -432,7 +433,7 @@ def test_gguf_names_register_and_load_through_the_broker(monkeypatch, tmp_path):
                   "2": {"class_type": "RunModel", "inputs": {"model": ["1", 0]}}}
         assert validate_inputs(prompt, "1", {**nodes.NODE_CLASS_MAPPINGS, **classes})[0]
         ex.execute(prompt, "2")
-        assert [(l["compute"], l["allocation"]) for l in client.loads] == \
+        assert [(load["compute"], load["allocation"]) for load in client.loads] == \
             [("sim:0", "compute=sim:0, virtual_vram_gb=3, donors=sim:1,cpu")]
         patcher = ex.outputs["1"][1][0]
         assert any(type(p).__name__ == "GGMLTensor" for p in patcher.model.parameters())

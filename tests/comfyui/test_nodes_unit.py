@@ -102,10 +102,10 @@ def test_checkpoint_vae_controlnet_and_multi_clip(comfy_env):
     z = torch.ones(1, 4, 2, 2)
     assert torch.equal(vae2.decode(z), nodes.VAELoader().load_vae(env.names["vae"])[0].decode(z))
     cnet = c["DistorchControlNetLoader"]().distorch_load(control_net_name=env.names["cnet"],
-                                                          compute_device="sim:0")[0]
+                                                         compute_device="sim:0")[0]
     assert type(cnet.control_model_wrapped).__name__ == "DistorchModelPatcher"
     dual = c["DistorchDualCLIPLoader"]().distorch_load(clip_name1=env.names["te_a"],
-                                                      clip_name2=env.names["te_b"], type="flux")[0]
+                                                       clip_name2=env.names["te_b"], type="flux")[0]
     assert len(dual.cond_stage_model) == 2
     assert len(env.client.loads) == 5
 
@@ -262,7 +262,7 @@ def test_lora_strength_change_repatches_only_affected_weights(comfy_env, caplog)
     env = comfy_env
     c = env.classes
     model = c["DistorchUNETLoader"]().distorch_load(unet_name=env.names["unet_a"], compute_device="sim:0",
-                                                   expert_mode_allocations="sim:0,50%;cpu,*")[0]
+                                                    expert_mode_allocations="sim:0,50%;cpu,*")[0]
     base = {k: p.detach().clone() for k, p in model.model.named_parameters()}
     ptr = {k: p.data_ptr() for k, p in model.model.named_parameters()}
     lora = nodes.LoraLoaderModelOnly()
@@ -346,7 +346,7 @@ def test_dynamic_vram_is_detected_and_explained_once(comfy_env, caplog, monkeypa
     with caplog.at_level(logging.WARNING):
         for role in ("unet_a", "unet_b"):
             model = env.classes["DistorchUNETLoader"]().distorch_load(unet_name=env.names[role],
-                                                                     compute_device="sim:0")[0]
+                                                                      compute_device="sim:0")[0]
             assert model.is_dynamic() is False
     told = [r for r in caplog.records if "DynamicVRAM" in r.getMessage()]
     assert len(told) == 1

@@ -112,7 +112,7 @@ def test_killed_after_load_returns_memory(daemon, workers, scratch):
 
     victim.kill()
     # The bystander's lease keeps the model resident after the victim's ends.
-    wait_until(lambda: [int(l["session_id"]) for m in daemon.models() for l in m["leases"]]
+    wait_until(lambda: [int(lease["session_id"]) for m in daemon.models() for lease in m["leases"]]
                == [bystander.session_id], 30, "the killed session's lease to end")
     assert daemon.broker_bytes()["sim:0"] == held
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from harness import layered_tensors, write_model
 
 MIB = 1 << 20
@@ -45,7 +43,7 @@ def test_free_ejects_only_unkept(daemon, workers, scratch):
     models = _by_name(daemon.models())
     assert set(models) == {"B", "C"}
     assert all(m["state"] == "ready" for m in models.values())
-    assert all(l["keep_loaded"] for m in models.values() for l in m["leases"])
+    assert all(lease["keep_loaded"] for m in models.values() for lease in m["leases"])
     assert daemon.broker_bytes()["sim:0"] == held_before - a_bytes
     # B and C stay usable in the same process after the free.
     for name in "BC":
@@ -79,7 +77,7 @@ def test_free_with_everything_kept_changes_nothing(daemon, workers, scratch):
     assert freed["closed"] == ["D"]
     models = _by_name(daemon.models())
     assert set(models) == {"D", "E"}
-    assert [int(l["session_id"]) for l in models["D"]["leases"]] == [p1.session_id]
+    assert [int(lease["session_id"]) for lease in models["D"]["leases"]] == [p1.session_id]
     assert daemon.broker_bytes() == before_bytes
 
 

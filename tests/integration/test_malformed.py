@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from harness import json_header, layered_tensors, raw_safetensors, write_model
 
 MIB = 1 << 20

@@ -43,7 +43,7 @@ def test_two_processes_share_one_residency(daemon, workers, scratch):
     # One residency, counted once, with both sessions' leases.
     models = daemon.models()
     assert len(models) == 1
-    assert sorted(int(l["session_id"]) for l in models[0]["leases"]) == \
+    assert sorted(int(lease["session_id"]) for lease in models[0]["leases"]) == \
         sorted([p1.session_id, p2.session_id])
     assert daemon.broker_bytes()["sim:0"] == held_once
     assert daemon.status_broker_bytes() == {"sim:0": held_once}

@@ -33,7 +33,7 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def read_safetensors_header(path: str) -> Tuple[Dict[str, Tuple[str, Tuple[int, ...]]],
-                                                 Dict[str, str]]:
+                                                Dict[str, str]]:
     """{name: (dtype, shape)} in file order, and the __metadata__ dict."""
     with open(path, "rb") as f:
         raw = f.read(8)

@@ -335,7 +335,6 @@ class Adoption:
                 f"({casts} dtype cast(s) by ComfyUI, the rest created by its key conversion "
                 f"or not in the file)")
 
-
     def placement_differences(self, allocation: str) -> List[str]:
         """Log lines for loads that attached to a residency placed for another
         request (another compute device or allocation) than this one's."""

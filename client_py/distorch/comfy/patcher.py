@@ -30,7 +30,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from . import accounting, clones, devices, lora, weight_hooks
+from . import accounting, clones, lora, weight_hooks
 
 logger = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ def patch_hook_weight(patcher, hooks, combined_patches: dict, key: str, original
     if patcher.hook_mode == comfy.hooks.EnumHookMode.MaxSpeed:
         target = weight.device if memory_counter.use(weight) else patcher.offload_device
         patcher.cached_hook_patches.setdefault(hooks, {})[key] = (out.to(device=target, copy=False),
-                                                                   weight.device)
+                                                                  weight.device)
 
 
 def patch_cached_hook_weight(patcher, cached_weights: dict, key: str, memory_counter) -> None:

@@ -70,7 +70,7 @@ def flow_reuse():
     print("  resident:", summary(m))
     check(m.get(UNET, {}).get("id") == unet_id, "the kept UNet's residency reused (same model id)")
     check("clip_l.safetensors" in m, "the ejected CLIP-L loaded again")
-    print("\n".join("  log: " + l for l in log_lines(start)[-6:]))
+    print("\n".join("  log: " + line for line in log_lines(start)[-6:]))
     if os.path.exists(os.path.join(PROBE_OUT, "clip_l_distorch.json")):
         same_weights("reuse", "clip_l_distorch", "the second prompt's weights equal the first's")
 
@@ -87,8 +87,8 @@ def flow_kept_unused():
     deadline = time.time() + 8  # the client releases on a worker thread after GC
     while time.time() < deadline and models().get(UNET, {}).get("id") == unet_id:
         time.sleep(0.25)
-    lines = [l for l in log_lines(start) if "released" in l]
-    print("\n".join("  log: " + l for l in lines))
+    lines = [line for line in log_lines(start) if "released" in line]
+    print("\n".join("  log: " + line for line in lines))
     check(models().get(UNET, {}).get("id") == unet_id,
           "the kept UNet stays resident when a prompt does not use it")
 

@@ -73,7 +73,7 @@ class Instance:
 
     def lines(self, needle):
         with open(self.log, errors="replace") as f:
-            return [l.rstrip() for l in f if needle in l]
+            return [line.rstrip() for line in f if needle in line]
 
     def tail(self, n=3000):
         with open(self.log, errors="replace") as f:
@@ -116,7 +116,7 @@ def flow_autostart():
     try:
         inst.wait_ready()
         started = inst.lines("distorch: started distorchd")
-        print("\n".join("  log: " + l.split("distorch: ", 1)[-1] for l in started))
+        print("\n".join("  log: " + line.split("distorch: ", 1)[-1] for line in started))
         check(len(started) == 1, "ComfyUI logged that it started one distorchd")
         hit = re.search(r"started distorchd (\S+) \(pid (\d+)\) for this user at (\S+); (.*); log: (\S+)", started[0])
         check(hit is not None, "the line names the binary, pid, socket and log")
@@ -127,8 +127,7 @@ def flow_autostart():
         check(sock_a in _cmdline(daemon_pid) and "--idle-exit-s" in _cmdline(daemon_pid),
               f"pid {daemon_pid} is distorchd on that socket ({_cmdline(daemon_pid)[:200]})")
         _remember_pid(daemon_pid)
-        check(bool(inst.lines(f"connected to distorchd")), "ComfyUI connected to it")
-        start = os.path.getsize(inst.log)
+        check(bool(inst.lines("connected to distorchd")), "ComfyUI connected to it")
         run_prompt({"1": unet_distorch2(virtual_vram_gb=0.05, donor_device="sim:1"),
                     "2": probe("mg_autostart", ["1", 0], digest=False)}, "UNETLoaderDisTorch2MultiGPU",
                    url=inst.url)
@@ -178,7 +177,7 @@ def flow_no_drop():
         if os.path.exists(os.path.join(PROBE_OUT, "mg_stock_unet.json")):
             same_weights("mg_no_drop_stock", "mg_stock_unet", "the stock load equals stock UNETLoader's")
         warnings = inst.lines("distorchd is not running")
-        print("\n".join("  log: " + l.split("distorch: ", 1)[-1][:400] for l in warnings))
+        print("\n".join("  log: " + line.split("distorch: ", 1)[-1][:400] for line in warnings))
         check(len(warnings) == 1 and sock_n in warnings[0], "one warning, naming the socket")
         check(not os.path.exists(sock_n), "no daemon was started")
     finally:

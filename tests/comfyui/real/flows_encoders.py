@@ -19,8 +19,8 @@ def flow_gemma2():
     check("gemma2_2b.safetensors" in m, "Gemma 2 2B resident in distorchd")
     print("  daemon:", json.dumps(m["gemma2_2b.safetensors"]["raw"])[:600])
     lines = log_lines(start)
-    print("\n".join("  log: " + l for l in lines[-4:]))
-    check(any("of broker memory used in place" in l for l in lines), "the node logged its summary")
+    print("\n".join("  log: " + line for line in lines[-4:]))
+    check(any("of broker memory used in place" in line for line in lines), "the node logged its summary")
     sums = probe_doc("gemma2")["sums"]
     print(f"  probe: sum of every weight {sums} (the file is zeros; ComfyUI sets a few itself)")
     free()
@@ -38,6 +38,6 @@ def flow_triple():
     print("  resident:", summary(m))
     check(all(name in m for name in TRIPLE), "all three encoders resident in distorchd")
     lines = log_lines(start)
-    print("\n".join("  log: " + l for l in lines[-4:]))
+    print("\n".join("  log: " + line for line in lines[-4:]))
     free()
     wait_models(lambda m: not any(name in m for name in TRIPLE), "/free ejected the three encoders")

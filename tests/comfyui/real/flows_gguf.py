@@ -14,10 +14,10 @@ def gguf_flow(name, label):
     run_prompt({"1": {"class_type": "DistorchUnetLoaderGGUF", "inputs": broker(unet_name=name)},
                 "2": probe(f"{label}_distorch", ["1", 0])}, f"DistorchUnetLoaderGGUF {name}")
     lines = log_lines(start)
-    print("\n".join("  log: " + l for l in lines[-3:]))
+    print("\n".join("  log: " + line for line in lines[-3:]))
     m = models()
     check(name in m, f"{name} resident in distorchd")
-    check(any("GGUF tensors on broker memory" in l for l in lines), "the GGUF tensors were rebound")
+    check(any("GGUF tensors on broker memory" in line for line in lines), "the GGUF tensors were rebound")
     run_prompt({"1": {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": name}},
                 "2": probe(f"{label}_stock", ["1", 0])}, f"stock UnetLoaderGGUF {name}")
     same_weights(f"{label}_distorch", f"{label}_stock", "distorch vs stock GGUF loader")

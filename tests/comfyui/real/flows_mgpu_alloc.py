@@ -51,7 +51,8 @@ def flow_mgpu_names():
     info = get("/object_info")
     names = MGPU_NAMES + (MGPU_GGUF if "UnetLoaderGGUF" in info else [])
     missing = [n for n in names if n not in info]
-    check(not missing, f"{len(names) - len(missing)} of {len(names)} MultiGPU node names registered (missing {missing})")
+    check(not missing,
+          f"{len(names) - len(missing)} of {len(names)} MultiGPU node names registered (missing {missing})")
 
     def order(name):
         o = info[name].get("input_order", {})
@@ -79,8 +80,9 @@ def flow_mgpu_names():
         expected["UnetLoaderGGUFDisTorchMultiGPU"] = stock("UnetLoaderGGUF") + LEGACY
     for name, want in expected.items():
         check(order(name) == want, f"{name}: inputs {order(name)}")
-    broker_devices = [d["name"] for d in json.loads(subprocess.run(
-        cfg.ctl + ["--socket", cfg.sock, "--json", "devices"], capture_output=True, text=True, check=True).stdout)["devices"]]
+    listed = subprocess.run(cfg.ctl + ["--socket", cfg.sock, "--json", "devices"],
+                            capture_output=True, text=True, check=True).stdout
+    broker_devices = [d["name"] for d in json.loads(listed)["devices"]]
     want_combo = ["cpu"] + [d for d in broker_devices if d != "cpu"]
     for name, field in (("UNETLoaderDisTorch2MultiGPU", "compute_device"), ("CLIPLoaderMultiGPU", "device"),
                         ("TripleCLIPLoaderDisTorch2MultiGPU", "device")):
@@ -123,7 +125,7 @@ def flow_mgpu_expert_bytes():
                "UNETLoaderDisTorch2MultiGPU, expert 'sim:0,40mb;sim:1,*'")
     m = one(UNET)
     p = placed(m)
-    check("41943040b" in m.get("allocation", "") and m.get("compute_device") == "sim:0",
+    check("sim:0,40mib;" in m.get("allocation", "") and m.get("compute_device") == "sim:0",
           f"the recorded allocation is the expert string ({m.get('allocation')!r}), compute sim:0")
     check(set(p) == {"sim:0", "sim:1"} and 0 < p["sim:0"] <= 40 * MiB,
           "at most 40 MiB on sim:0, the rest on sim:1, nothing on cpu (virtual_vram_gb ignored)")

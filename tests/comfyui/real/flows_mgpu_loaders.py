@@ -79,7 +79,7 @@ def flow_mgpu_checkpoint():
     run_prompt({"1": mg("CheckpointLoaderSimpleDisTorch2MultiGPU", ckpt_name=CKPT, compute_device="sim:0",
                         virtual_vram_gb=0.3, donor_device="sim:1", expert_mode_allocations="", eject_models=True),
                 "2": {"class_type": "DistorchProbe", "inputs": {"label": "mg_ckpt", "model": ["1", 0],
-                                                               "clip": ["1", 1], "vae": ["1", 2]}}},
+                                                                "clip": ["1", 1], "vae": ["1", 2]}}},
                "CheckpointLoaderSimpleDisTorch2MultiGPU")
     found = residencies(CKPT)
     for m in found:
@@ -92,7 +92,7 @@ def flow_mgpu_checkpoint():
     if not os.path.exists(os.path.join(PROBE_OUT, "mg_ckpt_stock.json")):
         run_prompt({"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
                     "2": {"class_type": "DistorchProbe", "inputs": {"label": "mg_ckpt_stock", "model": ["1", 0],
-                                                                   "clip": ["1", 1], "vae": ["1", 2]}}},
+                                                                    "clip": ["1", 1], "vae": ["1", 2]}}},
                    "stock CheckpointLoaderSimple")
     same_weights("mg_ckpt", "mg_ckpt_stock", "CheckpointLoaderSimpleDisTorch2MultiGPU vs stock",
                  ignore=("clip:clip_l.transformer.text_projection.weight",))
@@ -129,10 +129,10 @@ def flow_mgpu_ckpt_advanced():
                         unet_expert_mode_allocations="", clip_expert_mode_allocations="",
                         high_precision_loras=True, eject_models=True),
                 "2": {"class_type": "DistorchProbe", "inputs": {"label": "mg_ckpt_adv", "model": ["1", 0],
-                                                               "clip": ["1", 1], "vae": ["1", 2], "digest": False}}},
+                                                                "clip": ["1", 1], "vae": ["1", 2], "digest": False}}},
                "CheckpointLoaderAdvancedDisTorch2MultiGPU")
-    print("\n".join("  log: " + l.split("distorch: ", 1)[-1][:400] for l in log_lines(start)
-                    if "CheckpointLoaderAdvanced" in l or CKPT in l))
+    print("\n".join("  log: " + line.split("distorch: ", 1)[-1][:400] for line in log_lines(start)
+                    if "CheckpointLoaderAdvanced" in line or CKPT in line))
     _ckpt_parts({"model.diffusion_model": lambda m: check_virtual_vram(m, "sim:0", 0.05, ["sim:1"], "UNet part"),
                  "cond_stage_model": lambda m: check_virtual_vram(m, "sim:1", 0.1, ["cpu"], "CLIP part"),
                  "first_stage_model": lambda m: check_whole_on(m, "sim:1", "VAE part")},
@@ -141,7 +141,7 @@ def flow_mgpu_ckpt_advanced():
     run_prompt({"1": mg("CheckpointLoaderAdvancedMultiGPU", ckpt_name=CKPT, unet_device="sim:0",
                         clip_device="cpu", vae_device="sim:1"),
                 "2": {"class_type": "DistorchProbe", "inputs": {"label": "mg_ckpt_adv_dev", "model": ["1", 0],
-                                                               "clip": ["1", 1], "vae": ["1", 2], "digest": False}}},
+                                                                "clip": ["1", 1], "vae": ["1", 2], "digest": False}}},
                "CheckpointLoaderAdvancedMultiGPU")
     _ckpt_parts({"model.diffusion_model": lambda m: check_whole_on(m, "sim:0", "UNet part"),
                  "cond_stage_model": lambda m: check_whole_on(m, "cpu", "CLIP part"),
@@ -209,7 +209,7 @@ def flow_mgpu_gguf():
     check(keeps(f16) == [False], "the legacy node has no eject input: not kept")
     node_log(start, "UnetLoaderGGUFDisTorch2MultiGPU", "'#sim:0;0.01;cpu'")
     node_log(start, "UnetLoaderGGUFDisTorchMultiGPU", "donors=sim:1,cpu")
-    check(any("GGUF tensors on broker memory" in l for l in log_lines(start)), "the GGUF tensors were rebound")
+    check(any("GGUF tensors on broker memory" in line for line in log_lines(start)), "the GGUF tensors were rebound")
     check_probe("mg_gguf_q8", "model", "sim:0", {"sim:0", "cpu"}, "Q8_0 UNet")
     check_probe("mg_gguf_f16", "model", "sim:0", {"sim:0", "sim:1"}, "F16 UNet")
     same_weights("mg_gguf_q8", stock_probe("mg_gguf_q8_stock", mg("UnetLoaderGGUF", unet_name=GGUF_Q8)),

@@ -95,7 +95,7 @@ def flow_lora():
         tag = f"{sm:g}_{sc:g}"
         start = log_size()
         run_prompt(lora_prompt(f"lora_distorch_{tag}", False, sm, sc), f"distorch loaders + LoRA {tag}")
-        print("\n".join("  log: " + l for l in log_lines(start)[-3:]))
+        print("\n".join("  log: " + line for line in log_lines(start)[-3:]))
         run_prompt(lora_prompt(f"lora_stock_{tag}", True, sm, sc), f"stock loaders + LoRA {tag}")
         same_outputs(f"lora_distorch_{tag}", f"lora_stock_{tag}",
                      f"LoRA {tag}: text encoding and one sampler step, distorch vs stock")

@@ -120,7 +120,7 @@ def models(socket_path=None):
                          text=True, check=True).stdout
     doc = json.loads(out)
     return {m["name"]: {"id": int(m["model_id"]),
-                        "keep": [l.get("keep_loaded", False) for l in m.get("leases", [])],
+                        "keep": [lease.get("keep_loaded", False) for lease in m.get("leases", [])],
                         "raw": m}
             for m in doc.get("models", [])}
 
@@ -156,7 +156,7 @@ def placed(m):
 
 
 def keeps(m):
-    return [l.get("keep_loaded", False) for l in m.get("leases", [])]
+    return [lease.get("keep_loaded", False) for lease in m.get("leases", [])]
 
 
 def mib(n):
@@ -207,7 +207,7 @@ def free_kept_check(name, m):
 def log_lines(start, needle="distorch"):
     with open(cfg.log, errors="replace") as f:
         f.seek(start)
-        return [l.rstrip() for l in f if needle in l]
+        return [line.rstrip() for line in f if needle in line]
 
 
 def log_size():
@@ -220,7 +220,7 @@ def wait_log(start, needle, what, timeout=60.0, path=None):
     while True:
         with open(path or cfg.log, errors="replace") as f:
             f.seek(start)
-            hits = [l.rstrip() for l in f if needle in l]
+            hits = [line.rstrip() for line in f if needle in line]
         if hits:
             return hits
         if time.time() > deadline:
@@ -229,11 +229,11 @@ def wait_log(start, needle, what, timeout=60.0, path=None):
 
 
 def node_log(start, node_type, *needles):
-    lines = [l for l in log_lines(start) if f"distorch: {node_type}" in l]
-    print("\n".join("  log: " + l.split("distorch: ", 1)[-1][:400] for l in lines[:2]))
+    lines = [line for line in log_lines(start) if f"distorch: {node_type}" in line]
+    print("\n".join("  log: " + line.split("distorch: ", 1)[-1][:400] for line in lines[:2]))
     check(bool(lines), f"{node_type} logged its request")
     for n in needles:
-        check(any(n in l for l in lines), f"{node_type}'s log says {n!r}")
+        check(any(n in line for line in lines), f"{node_type}'s log says {n!r}")
 
 
 # -- the probe's records --------------------------------------------------------------
@@ -276,7 +276,8 @@ def same_outputs(a_label, b_label, what):
         exact = torch.equal(a[k], b[k])
         diff = float((a[k] - b[k]).abs().max()) if a[k].shape == b[k].shape else float("inf")
         scale = float(b[k].abs().max())
-        print(f"  {k} {tuple(a[k].shape)}: {'identical' if exact else f'max |diff| {diff:.3g} (max |value| {scale:.3g})'}")
+        verdict = "identical" if exact else f"max |diff| {diff:.3g} (max |value| {scale:.3g})"
+        print(f"  {k} {tuple(a[k].shape)}: {verdict}")
         check(exact or diff <= 1e-4 * max(scale, 1.0), f"{what}: {k} equal")
 
 
@@ -309,7 +310,7 @@ def check_probe(label, which, compute, devices, what, res=None):
     print(f"  probe {which}: load_device {pl['load_device']}, compute {pl['compute']}, broker "
           f"{ {d: mib(b) for d, b in pl['broker_bytes'].items()} }, torch "
           f"{ {d: mib(b) for d, b in pl['torch_bytes'].items()} }" + (f", vae.device {pl['vae_device']}"
-                                                                       if "vae_device" in pl else ""))
+                                                                      if "vae_device" in pl else ""))
     check(pl["broker"], f"{what}: the {which} is a distorch (broker) model")
     check(pl["compute"] == compute, f"{what}: distorch computes the {which} on {compute} ({pl['compute']})")
     on = {d for d, b in pl["broker_bytes"].items() if d != "None" and b}

@@ -71,7 +71,6 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             sys.stderr.write(f"[run_real.sh] STUBBED missing package '{top}' (import stub)\n")
 
 
-
 def _roberta_cls_fix():
     """Debian sid's python3-transformers 5.12 calls tokenizers' RobertaProcessing(sep=...,
     cls=...), which python3-tokenizers 0.23 names (sep, cls_token): CLIP's tokenizer

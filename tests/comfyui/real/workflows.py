@@ -70,8 +70,8 @@ def outputs(p, label, model, clip):
 def lora_prompt(label, stock, sm, sc):
     p = unet_clip_prompt(label, stock=stock)
     p["4"] = {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "clip": ["2", 0],
-                                                      "lora_name": LORA, "strength_model": sm,
-                                                      "strength_clip": sc}}
+                                                     "lora_name": LORA, "strength_model": sm,
+                                                     "strength_clip": sc}}
     p["3"] = probe(label, ["4", 0], ["4", 1])
     return outputs(p, label, ["4", 0], ["4", 1])
 

@@ -3,7 +3,6 @@ freeing and pinned-memory accounting of ComfyUI 0.33.0).
 
 CALLS records every call of the functions distorch patches or relies on, so
 tests can check order and that a no-op really called nothing."""
-import gc
 import sys
 import weakref
 
@@ -301,7 +300,8 @@ def load_models_gpu(models, memory_required=0, force_patch_weights=False,
     total_pins_required = {}
     for loaded_model in models_to_load:
         device = loaded_model.device
-        total_memory_required[device] = total_memory_required.get(device, 0) + loaded_model.model_memory_required(device)
+        total_memory_required[device] = (total_memory_required.get(device, 0)
+                                         + loaded_model.model_memory_required(device))
         if not loaded_model.model.is_dynamic():
             total_pins_required[device] = total_pins_required.get(device, 0) + loaded_model.model_memory()
     for device in total_memory_required:

@@ -404,7 +404,8 @@ class ModelPatcher:
             if whitelist_keys_set:
                 for k in keys:
                     if k in whitelist_keys_set:
-                        comfy.utils.copy_to_param(self.model, k, self.hook_backup[k][0].to(device=self.hook_backup[k][1]))
+                        backup, backup_device = self.hook_backup[k]
+                        comfy.utils.copy_to_param(self.model, k, backup.to(device=backup_device))
                         self.hook_backup.pop(k)
             else:
                 for k in keys:

@@ -11,7 +11,6 @@ def load_torch_file(ckpt, safe_load=False, device=None, return_metadata=False):
     with open(ckpt, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n))
-        base = 8 + n
         data = f.read()
     metadata = header.pop("__metadata__", None)
     sd = {}

@@ -31,7 +31,8 @@ def combo(options, default=None):
 
 
 INT = lambda d, lo=0, hi=10000, step=1: ("INT", {"default": d, "min": lo, "max": hi, "step": step})  # noqa: E731
-FLOAT = lambda d, lo=0.0, hi=10.0, step=0.001: ("FLOAT", {"default": d, "min": lo, "max": hi, "step": step})  # noqa: E731
+FLOAT = lambda d, lo=0.0, hi=10.0, step=0.001: (  # noqa: E731
+    "FLOAT", {"default": d, "min": lo, "max": hi, "step": step})
 BOOL = lambda d: ("BOOLEAN", {"default": d})  # noqa: E731
 TEXT = ("STRING", {"default": "", "multiline": True})
 LOAD_DEVICE = combo(["main_device", "offload_device"], "main_device")
