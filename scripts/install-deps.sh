@@ -9,6 +9,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev catch2 libtomlplusplus-dev
   libtorch-dev
   python3 python3-grpcio python3-protobuf python3-torch python3-pytest python3-numpy
+  flake8        # the Python linter (.flake8, ctest -L lint)
   clang
   debootstrap   # the torch-2 chroot of scripts/torch2-env.sh (Python tests on torch 2.x)
 )
