@@ -528,6 +528,49 @@ absl::StatusOr<AllocSpec> Parser::Parse() {
   return ParseEntries(input_);
 }
 
+// `bytes` / `unit` written exactly ("2.5", "512"), or nullopt when that
+// takes more decimals than a size may have. A unit is a power of two, so the
+// long division ends within as many digits as the unit has twos.
+std::optional<std::string> ExactScaled(uint64_t bytes, uint64_t unit) {
+  std::string text = absl::StrCat(bytes / unit);
+  uint64_t rem = bytes % unit;  // below 2^40: rem * 10 cannot overflow
+  if (rem == 0) return text;
+  text += '.';
+  for (int digits = 0; rem != 0; ++digits) {
+    if (digits == kMaxDecimalDigits) return std::nullopt;
+    rem *= 10;
+    text += static_cast<char>('0' + rem / unit);
+    rem %= unit;
+  }
+  return text;
+}
+
+// A byte count as people write it, exactly: the shortest of "N.Fb", "N.Fkib"
+// ... "N.Ftib" that names exactly `bytes` (2684354560 -> "2.5gib",
+// 1000 -> "1000b"). On a tie the larger unit wins unless it needs a leading
+// "0." (524288 -> "512kib", not "0.5mib"; 3.25 GiB -> "3.25gib", not
+// "3328mib"). Every candidate parses back to `bytes`.
+std::string CanonicalSize(uint64_t bytes) {
+  static constexpr struct {
+    uint64_t multiplier;
+    const char* name;
+  } kUnits[] = {{kTiB, "tib"}, {kGiB, "gib"}, {kMiB, "mib"}, {kKiB, "kib"}, {1, "b"}};
+  std::string best;
+  bool best_below_one = false;
+  for (const auto& unit : kUnits) {  // largest first: it keeps ties
+    std::optional<std::string> number = ExactScaled(bytes, unit.multiplier);
+    if (!number) continue;
+    std::string text = absl::StrCat(*number, unit.name);
+    bool below_one = bytes != 0 && bytes < unit.multiplier;
+    if (best.empty() || text.size() < best.size() ||
+        (text.size() == best.size() && best_below_one && !below_one)) {
+      best = std::move(text);
+      best_below_one = below_one;
+    }
+  }
+  return best;  // the "b" form always qualifies
+}
+
 }  // namespace
 
 std::string AllocSpec::ToString() const {
@@ -550,7 +593,7 @@ std::string AllocSpec::ToString() const {
     } else if (mode == AllocMode::kFraction) {
       value = FormatDecimal(e.fraction);
     } else {
-      value = absl::StrCat(e.bytes, "b");
+      value = CanonicalSize(e.bytes);
     }
     parts.push_back(absl::StrCat(e.device.ToString(), ",", value));
   }

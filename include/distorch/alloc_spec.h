@@ -52,9 +52,10 @@ struct AllocSpec {
   // must equal it (or be empty and take it).
   std::optional<DeviceId> compute_device;
 
-  // Canonical text that parses back to an equal spec:
-  // "cuda:0,2684354560b;cpu,*", "cuda:0,25%;cpu,*", "cuda:0,0.8;cpu,0.5",
-  // "cuda:0,2147483648b;cpu,*#cuda:1" (entries with a compute device),
+  // Canonical text that parses back to an equal spec; sizes in the shortest
+  // exact unit ("2.5gib", "512kib", "1000b"):
+  // "cuda:0,2.5gib;cpu,*", "cuda:0,25%;cpu,*", "cuda:0,0.8;cpu,0.5",
+  // "cuda:0,2gib;cpu,*#cuda:1" (entries with a compute device),
   // "compute=cuda:0,virtual_vram_gb=8,donors=cuda:1,cpu".
   std::string ToString() const;
 };

@@ -140,4 +140,4 @@ def test_compute_device_conflict_names_both(daemon, workers, scratch):
     # An empty compute device takes the string's.
     ok = p1.call("load", key="m", path=path, alloc="sim:0,16mb;cpu,*#sim:1")
     assert ok["residency_compute_device"] == "sim:1"
-    assert ok["residency_allocation"] == "sim:0,16777216b;cpu,*#sim:1"
+    assert ok["residency_allocation"] == "sim:0,16mib;cpu,*#sim:1"

@@ -34,10 +34,10 @@ TEST_CASE("ParseAllocation accepts every documented form", "[alloc]") {
         implicit_cpu] = GENERATE(table<std::string, std::string, AllocMode,
                                        bool>({
       // ComfyUI-MultiGPU README, bytes mode.
-      {"cuda:0,2.5gb;cpu,*", "cuda:0,2684354560b;cpu,*", AllocMode::kBytes,
+      {"cuda:0,2.5gb;cpu,*", "cuda:0,2.5gib;cpu,*", AllocMode::kBytes,
        false},
       {"cuda:0,4gb;cuda:1,2gb;cpu,*",
-       "cuda:0,4294967296b;cuda:1,2147483648b;cpu,*", AllocMode::kBytes, false},
+       "cuda:0,4gib;cuda:1,2gib;cpu,*", AllocMode::kBytes, false},
       // README and node docs, ratio mode.
       {"cuda:0,25%;cpu,75%", "cuda:0,25%;cpu,75%", AllocMode::kRatio, true},
       {"cuda:0,8%;cuda:1,8%;cpu,4%", "cuda:0,8%;cuda:1,8%;cpu,4%",
@@ -55,16 +55,16 @@ TEST_CASE("ParseAllocation accepts every documented form", "[alloc]") {
       {"cuda:0,0.4;cuda:1,0.0", "cuda:0,0.4;cuda:1,0", AllocMode::kFraction,
        true},
       // Whitespace, case, units, the implicit cpu rest.
-      {" CUDA:0 , 3G ; cpu,* ", "cuda:0,3221225472b;cpu,*", AllocMode::kBytes,
+      {" CUDA:0 , 3G ; cpu,* ", "cuda:0,3gib;cpu,*", AllocMode::kBytes,
        false},
-      {"cuda:0,100MiB", "cuda:0,104857600b", AllocMode::kBytes, true},
-      {"cuda:1, 512 kb;Cpu,*;", "cuda:1,524288b;cpu,*", AllocMode::kBytes,
+      {"cuda:0,100MiB", "cuda:0,100mib", AllocMode::kBytes, true},
+      {"cuda:1, 512 kb;Cpu,*;", "cuda:1,512kib;cpu,*", AllocMode::kBytes,
        false},
-      {"cuda:0,1t;cpu,*", "cuda:0,1099511627776b;cpu,*", AllocMode::kBytes,
+      {"cuda:0,1t;cpu,*", "cuda:0,1tib;cpu,*", AllocMode::kBytes,
        false},
       {"cuda,1b", "cuda:0,1b", AllocMode::kBytes, true},
       {"cpu,*", "cpu,*", AllocMode::kBytes, false},
-      {"cpu,*;cuda:0,1gb", "cpu,*;cuda:0,1073741824b", AllocMode::kBytes,
+      {"cpu,*;cuda:0,1gb", "cpu,*;cuda:0,1gib", AllocMode::kBytes,
        false},
       {"cuda:0,0gb;cpu,*", "cuda:0,0b;cpu,*", AllocMode::kBytes, false},
       {"cuda:0,1;cpu,*", "cuda:0,1;cpu,*", AllocMode::kFraction, false},
@@ -75,7 +75,7 @@ TEST_CASE("ParseAllocation accepts every documented form", "[alloc]") {
       // Device letters never decide the mode: mps is a device, not MB.
       {"mps,50%;cpu,*", "mps,50%;cpu,*", AllocMode::kRatio, false},
       {"mlu:0,0.5;cpu,0.5", "mlu:0,0.5;cpu,0.5", AllocMode::kFraction, true},
-      {"mps,2gb;cpu,*", "mps,2147483648b;cpu,*", AllocMode::kBytes, false},
+      {"mps,2gb;cpu,*", "mps,2gib;cpu,*", AllocMode::kBytes, false},
       {"xpu:1,0.25;npu:0,0.25;directml:0,0.1",
        "xpu:1,0.25;npu:0,0.25;directml:0,0.1", AllocMode::kFraction, true},
       // The virtual VRAM node form, and MultiGPU's logged form of it.
@@ -100,19 +100,19 @@ TEST_CASE("ParseAllocation accepts every documented form", "[alloc]") {
        "compute=cuda:1,virtual_vram_gb=8.5,donors=cuda:0,cpu",
        AllocMode::kVirtualVram, false},
       // MultiGPU's EXPERT#... forms: the expert entries win.
-      {"cuda:0,1gb;cpu,*#cuda:0", "cuda:0,1073741824b;cpu,*#cuda:0",
+      {"cuda:0,1gb;cpu,*#cuda:0", "cuda:0,1gib;cpu,*#cuda:0",
        AllocMode::kBytes, false},
       {"cuda:0,50%;cpu,*#cuda:1;4.0;cpu", "cuda:0,50%;cpu,*#cuda:1",
        AllocMode::kRatio, false},
       {"cuda:0,0.4;cuda:1,0.2#cuda:1;8.0;cuda:0,cpu",
        "cuda:0,0.4;cuda:1,0.2#cuda:1", AllocMode::kFraction, true},
-      {"cuda:0,2gb;cpu,*#", "cuda:0,2147483648b;cpu,*", AllocMode::kBytes,
+      {"cuda:0,2gb;cpu,*#", "cuda:0,2gib;cpu,*", AllocMode::kBytes,
        false},
       {" sim:0,25% ; cpu,75% # SIM:1 ", "sim:0,25%;cpu,75%#sim:1",
        AllocMode::kRatio, true},
       // Donors that repeat the compute device are harmless once the expert
       // string wins (MultiGPU ignores them too).
-      {"cuda:0,1gb;cpu,*#cuda:0;4.0;cuda:0", "cuda:0,1073741824b;cpu,*#cuda:0",
+      {"cuda:0,1gb;cpu,*#cuda:0;4.0;cuda:0", "cuda:0,1gib;cpu,*#cuda:0",
        AllocMode::kBytes, false},
   }));
   AllocSpec spec = ParseOk(text);
@@ -422,6 +422,48 @@ TEST_CASE("ParseAllocation rejects, with the token, more bad values",
   CHECK(spec.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(spec.status().message()),
              Catch::Matchers::Contains(part));
+}
+
+TEST_CASE("AllocSpec::ToString writes sizes in the shortest exact unit",
+          "[alloc]") {
+  auto [bytes, want] = GENERATE(table<uint64_t, std::string>({
+      {0, "0b"},
+      {1, "1b"},
+      {1000, "1000b"},            // no unit holds it exactly in fewer digits
+      {1023, "1023b"},
+      {1024, "1kib"},
+      {1536, "1536b"},            // shorter than 1.5kib
+      {524288, "512kib"},         // ties with 0.5mib: no leading "0." wins
+      {1572864, "1.5mib"},        // shorter than 1536kib
+      {100 * kMiB, "100mib"},
+      {41943040, "40mib"},
+      {2 * kGiB, "2gib"},
+      {2684354560, "2.5gib"},     // shorter than 2560mib
+      {3 * kGiB + 256 * kMiB, "3.25gib"},  // ties with 3328mib: larger unit
+      {12 * kGiB, "12gib"},
+      {kTiB, "1tib"},
+      {kTiB + kGiB, "1025gib"},
+      {kGiB + 1, "1073741825b"},  // no unit holds it exactly: bytes
+      {18446744073709551615ULL, "18446744073709551615b"},
+      {18446744073709551615ULL - kTiB + 1, "16777215tib"},
+  }));
+  CAPTURE(bytes);
+  AllocSpec spec;
+  spec.mode = AllocMode::kBytes;
+  AllocEntry entry;
+  entry.device = DeviceId::Cuda(0);
+  entry.bytes = bytes;
+  spec.entries.push_back(entry);
+  AllocEntry rest;  // so that 0 bytes is a valid string too
+  rest.device = DeviceId::Cpu();
+  rest.is_rest = true;
+  spec.entries.push_back(rest);
+  std::string canonical = spec.ToString();
+  CHECK(canonical == "cuda:0," + want + ";cpu,*");
+  absl::StatusOr<AllocSpec> again = ParseAllocation(canonical);
+  INFO(again.status().ToString());
+  REQUIRE(again.ok());
+  CHECK(again->entries[0].bytes == bytes);
 }
 
 TEST_CASE("AllocSpec::ToString round-trips edge values", "[alloc]") {
