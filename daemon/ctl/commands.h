@@ -1,5 +1,6 @@
 // distorchctl's subcommands. Each prints a human table, or the reply as JSON
-// (proto3 JSON mapping, field names as in broker.proto) with --json.
+// (field names as in broker.proto, integers as numbers: proto_json.h) with
+// --json.
 #ifndef DISTORCH_DAEMON_CTL_COMMANDS_H_
 #define DISTORCH_DAEMON_CTL_COMMANDS_H_
 

@@ -11,14 +11,18 @@
 
 namespace distorch {
 
-// Prints a reply as one JSON object (proto3 JSON mapping: field names as in
-// broker.proto, 64-bit integers as strings, defaults included).
+// Prints a reply as one line of JSON: field names as in broker.proto,
+// defaults included, integers (byte counts, ids) as JSON numbers
+// (proto_json.h).
 absl::Status PrintJson(const google::protobuf::Message& message);
 
 absl::StatusOr<std::unique_ptr<BrokerClient>> ConnectForCtl(const CtlContext& ctx);
 
-// Human view of a placement: per-device bytes, runs of blocks, notes.
-void PrintPlacement(const v1::Placement& placement);
+// Human view of a placement: per device its quota, bytes, share of the model
+// and blocks, then the planner's notes. With `list_blocks` also the runs of
+// consecutive blocks on one device, tiny blocks folded into their
+// neighbours' runs ("blocks 1-307 (307 blocks) on sim:0 ...").
+void PrintPlacement(const v1::Placement& placement, bool list_blocks);
 
 }  // namespace distorch
 

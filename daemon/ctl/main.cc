@@ -20,12 +20,14 @@ commands:
   models                       residencies, their state, allocation, devices and leases
   sessions                     connected (and recently disconnected) clients
   plan --model FILE --alloc STRING [--compute DEV] [--pin-block NAME]... [--allow-spill]
-       [--prefix P]... [--devices SPEC]
-                               placement without loading; with --devices (e.g.
-                               sim:0=24GiB,cpu=64GiB) no daemon is needed
+       [--prefix P]... [--devices SPEC] [--blocks]
+                               placement without loading, per device; with --devices
+                               (e.g. sim:0=24GiB,cpu=64GiB) no daemon is needed;
+                               --blocks (plan and load) lists the runs of blocks
   load --model FILE [--alloc STRING] [--compute DEV] [--keep] [--pin] [--wait]
        [--pin-block NAME]... [--allow-spill] [--dtype DTYPE] [--own-placement]
-       [--prefix P]...         --pin keeps it resident with no client; --wait holds
+       [--prefix P]... [--blocks]
+                               --pin keeps it resident with no client; --wait holds
                                this client's lease until interrupted; --own-placement
                                loads a second copy unless one is placed as asked;
                                --prefix loads (plans) only the tensors whose names
@@ -35,8 +37,8 @@ commands:
   evict ID|NAME                remove a model whatever its leases
   empty-cache                  ask the daemon to trim its caches
 
---json prints the reply as JSON (before or after the command). DISTORCH_SOCKET
-is used when --socket is absent.
+--json prints the reply as JSON, byte counts and ids as numbers (before or
+after the command). DISTORCH_SOCKET is used when --socket is absent.
 )";
 
 }  // namespace
@@ -47,7 +49,7 @@ int main(int argc, char** argv) {
       argc, argv,
       {{"socket", "model", "alloc", "compute", "devices", "pin-block", "session", "dtype",
         "prefix"},
-       {"json", "help", "keep", "pin", "wait", "all", "allow-spill", "own-placement"}});
+       {"json", "help", "keep", "pin", "wait", "all", "allow-spill", "own-placement", "blocks"}});
   if (!args.ok()) {
     std::fprintf(stderr, "distorchctl: %s\n", std::string(args.status().message()).c_str());
     return 2;

@@ -4,10 +4,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "daemon/ctl/ctl_output.h"
+#include "daemon/ctl/proto_json.h"
 #include "daemon/ctl/table.h"
 #include "daemon/devices/host_device.h"
 #include "daemon/model_file.h"
@@ -17,7 +23,6 @@
 #include "distorch/planner.h"
 #include "distorch/tensor_part.h"
 #include "distorch/units.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace distorch {
 namespace {
@@ -78,46 +83,117 @@ absl::StatusOr<v1::Placement> PlanOffline(const CtlContext& ctx, std::vector<Ten
 }  // namespace
 
 absl::Status PrintJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  std::string json;
-  // protobuf 3.21 has its own Status type, not absl's.
-  auto s = google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!s.ok()) return absl::InternalError(std::string(s.message()));
-  std::printf("%s\n", json.c_str());
+  std::printf("%s\n", ProtoToJson(message).c_str());
   return absl::OkStatus();
 }
 
-void PrintPlacement(const v1::Placement& placement) {
-  std::printf("model: %s, compute device %s, allocation %s\n",
-              FormatBytes(placement.total_bytes()).c_str(), placement.compute_device().c_str(),
-              placement.allocation().c_str());
-  Table devices({"DEVICE", "QUOTA", "PLACED", "BLOCKS"});
-  for (const v1::DeviceBytes& d : placement.devices()) {
-    devices.Add({d.device(), FormatBytes(d.quota()), FormatBytes(d.bytes()), absl::StrCat(d.blocks())});
-  }
-  devices.Print();
-  // Runs of consecutive blocks on one device, which is how placement works.
-  Table runs({"BLOCKS", "DEVICE", "BYTES", "FIRST", "LAST"});
-  int start = 0;
-  uint64_t bytes = 0;
+namespace {
+
+// A run of consecutive blocks on one device (for one reason), which is how
+// the planner places them. Tiny blocks stay on the compute device wherever
+// they sit in the model; they do not break a run, and are counted apart when
+// they are on another device than the run's.
+struct BlockRun {
+  int first = 0, last = 0;
+  std::string device, reason;  // of the run's non-tiny blocks
+  uint64_t bytes = 0;          // on `device`
+  std::map<std::string, std::pair<int, uint64_t>> tiny_elsewhere;  // device -> count, bytes
+};
+
+std::vector<BlockRun> FoldBlockRuns(const v1::Placement& placement) {
+  std::vector<BlockRun> runs;
+  bool keyed = false;  // has the open run met a block that is not tiny?
   for (int i = 0; i < placement.blocks_size(); ++i) {
     const v1::BlockPlacement& b = placement.blocks(i);
-    bytes += b.bytes();
-    bool last = i + 1 == placement.blocks_size() ||
-                placement.blocks(i + 1).device() != b.device() ||
-                placement.blocks(i + 1).reason() != b.reason();
-    if (!last) continue;
-    std::string device = b.reason().empty() ? b.device() : absl::StrCat(b.device(), " (", b.reason(), ")");
-    runs.Add({absl::StrCat(start, "-", i), device, FormatBytes(bytes), placement.blocks(start).block(),
-              b.block()});
-    start = i + 1;
-    bytes = 0;
+    const bool tiny = b.reason() == "tiny";
+    if (!tiny && keyed && (b.device() != runs.back().device || b.reason() != runs.back().reason)) {
+      keyed = false;
+      runs.emplace_back();
+      runs.back().first = i;
+    }
+    if (runs.empty()) runs.emplace_back();
+    BlockRun& run = runs.back();
+    if (!tiny && !keyed) {
+      // The first block that is not tiny names the run; tiny blocks before it
+      // on another device are counted apart.
+      keyed = true;
+      run.device = b.device();
+      run.reason = b.reason();
+      auto own = run.tiny_elsewhere.find(run.device);
+      if (own != run.tiny_elsewhere.end()) {
+        run.bytes += own->second.second;
+        run.tiny_elsewhere.erase(own);
+      }
+    }
+    run.last = i;
+    if (keyed && b.device() == run.device) {
+      run.bytes += b.bytes();
+    } else {
+      auto& [count, bytes] = run.tiny_elsewhere[b.device()];
+      ++count;
+      bytes += b.bytes();
+    }
   }
-  std::printf("\n");
-  runs.Print();
+  // A run of nothing but tiny blocks (a model of tiny tensors).
+  if (!runs.empty() && !keyed && runs.back().tiny_elsewhere.size() == 1) {
+    BlockRun& run = runs.back();
+    run.device = run.tiny_elsewhere.begin()->first;
+    run.reason = "tiny";
+    run.bytes = run.tiny_elsewhere.begin()->second.second;
+    run.tiny_elsewhere.clear();
+  }
+  return runs;
+}
+
+std::string Share(uint64_t part, uint64_t whole) {
+  if (whole == 0) return "-";
+  return absl::StrFormat("%.1f%%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+}
+
+}  // namespace
+
+void PrintPlacement(const v1::Placement& placement, bool list_blocks) {
+  std::printf("model: %s in %d blocks, compute device %s, allocation %s\n",
+              FormatBytes(placement.total_bytes()).c_str(), placement.blocks_size(),
+              placement.compute_device().c_str(), placement.allocation().c_str());
+  Table devices({"DEVICE", "QUOTA", "PLACED", "SHARE", "BLOCKS"});
+  for (const v1::DeviceBytes& d : placement.devices()) {
+    devices.Add({d.device(), FormatBytes(d.quota()), FormatBytes(d.bytes()),
+                 Share(d.bytes(), placement.total_bytes()), absl::StrCat(d.blocks())});
+  }
+  devices.Print();
   for (const std::string& note : placement.notes()) std::printf("note: %s\n", note.c_str());
+  std::vector<BlockRun> runs = FoldBlockRuns(placement);
+  if (!list_blocks) {
+    if (!runs.empty()) {
+      std::printf("%zu run%s of blocks; --blocks lists them\n", runs.size(),
+                  runs.size() == 1 ? "" : "s");
+    }
+    return;
+  }
+  if (runs.empty()) return;
+  std::printf("\n");
+  std::vector<std::vector<std::string>> rows;
+  for (const BlockRun& run : runs) {
+    std::string tiny = absl::StrJoin(
+        run.tiny_elsewhere, ", ", [](std::string* out, const auto& entry) {
+          absl::StrAppend(out, "+ ", entry.second.first, " tiny on ", entry.first, " (",
+                          FormatBytes(entry.second.second), ")");
+        });
+    const int count = run.last - run.first + 1;
+    const std::string& first = placement.blocks(run.first).block();
+    rows.push_back({count == 1 ? absl::StrCat("block ", run.first)
+                               : absl::StrCat("blocks ", run.first, "-", run.last),
+                    absl::StrCat("(", count, count == 1 ? " block)" : " blocks)"),
+                    absl::StrCat("on ", run.device, run.reason.empty() ? "" : " (" + run.reason + ")"),
+                    FormatBytes(run.bytes),
+                    count == 1 ? first
+                               : absl::StrCat(first, " .. ", placement.blocks(run.last).block()),
+                    tiny});
+  }
+  Table table(std::move(rows[0]));
+  for (size_t i = 1; i < rows.size(); ++i) table.Add(std::move(rows[i]));
+  table.Print();
 }
 
 absl::Status RunPlan(const CtlContext& ctx) {
@@ -153,7 +229,7 @@ absl::Status RunPlan(const CtlContext& ctx) {
     placement = reply.placement();
   }
   if (ctx.json) return PrintJson(placement);
-  PrintPlacement(placement);
+  PrintPlacement(placement, ctx.args->Has("blocks"));
   return absl::OkStatus();
 }
 
@@ -204,7 +280,7 @@ absl::Status RunLoad(const CtlContext& ctx) {
                 part.c_str(), result->shared() ? "attached (already resident)" : "loaded",
                 static_cast<unsigned long long>(result->lease_id()),
                 pin ? ", pinned" : (request.keep_loaded() ? ", keep_loaded" : ""));
-    PrintPlacement(result->placement());
+    PrintPlacement(result->placement(), ctx.args->Has("blocks"));
   }
   std::fflush(stdout);
   if (ctx.args->Has("wait") && !pin) {

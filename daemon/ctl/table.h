@@ -9,7 +9,7 @@
 
 namespace distorch {
 
-// Columns padded to their widest cell; the last column is not padded.
+// Columns padded to their widest cell; no line ends in spaces.
 class Table {
  public:
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
@@ -26,6 +26,8 @@ class Table {
         line += row[i];
         if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
       }
+      // An empty last cell must not leave padding behind.
+      line.erase(line.find_last_not_of(' ') + 1);
       std::fprintf(out, "%s\n", line.c_str());
     }
   }
