@@ -7,12 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/allocate_arenas.h"
-#include "daemon/dtype_convert.h"
-#include "daemon/loader.h"
+#include "daemon/load/allocate_arenas.h"
+#include "daemon/load/copy_and_seal.h"
+#include "daemon/load/load_outcome.h"
+#include "daemon/load/new_resident.h"
+#include "daemon/load/plan_request.h"
+#include "daemon/load/residency_choice.h"
 #include "daemon/log.h"
-#include "daemon/model_file.h"
-#include "distorch/alloc_spec.h"
 #include "distorch/tensor_part.h"
 #include "distorch/units.h"
 
@@ -24,12 +25,6 @@ std::string DescribeBytes(const std::map<DeviceId, uint64_t>& bytes) {
   return absl::StrJoin(bytes, ", ", [](std::string* out, const auto& kv) {
     absl::StrAppend(out, kv.first.ToString(), " ", FormatBytes(kv.second));
   });
-}
-
-// ComfyUI's spellings to one canonical name (it is part of the model's key);
-// refuses targets this build cannot convert to (see dtype_convert.h).
-absl::StatusOr<WeightDtype> NormaliseDtype(const std::string& dtype) {
-  return ParseWeightDtype(dtype);
 }
 
 }  // namespace
@@ -119,52 +114,6 @@ void Broker::Dispose(const std::vector<EndedResidency>& ended, absl::string_view
   }
 }
 
-absl::StatusOr<PlanRequest> Broker::BuildPlanRequest(std::vector<TensorInfo> tensors,
-                                                     const std::string& allocation,
-                                                     const std::string& compute,
-                                                     std::vector<std::string> pins,
-                                                     bool allow_spill) const {
-  PlanRequest request;
-  request.tensors = std::move(tensors);
-  request.pins = std::move(pins);
-  request.allow_spill = allow_spill;
-  std::optional<AllocSpec> spec;
-  if (!allocation.empty()) {
-    absl::StatusOr<AllocSpec> parsed = ParseAllocation(allocation);
-    if (!parsed.ok()) return parsed.status();
-    spec = *std::move(parsed);
-  }
-  if (!compute.empty()) {
-    absl::StatusOr<DeviceId> id = ParseDeviceId(compute);
-    if (!id.ok()) return id.status();
-    request.compute = *id;
-    // Checked here, not only by the planner, so an attach is refused too.
-    if (spec.has_value() && spec->compute_device.has_value() &&
-        *spec->compute_device != request.compute) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the allocation computes on ", spec->compute_device->ToString(),
-                       " but the request on ", request.compute.ToString(),
-                       ": give the same compute device to both"));
-    }
-  } else if (spec.has_value() && spec->compute_device.has_value()) {
-    request.compute = *spec->compute_device;  // MultiGPU's "EXPERT#COMPUTE"
-  } else {
-    request.compute = devices_->DefaultCompute();
-  }
-  if (!spec.has_value()) {
-    // No allocation: the whole model on the compute device.
-    request.alloc.mode = AllocMode::kBytes;
-    AllocEntry all;
-    all.device = request.compute;
-    all.is_rest = true;
-    request.alloc.entries.push_back(all);
-  } else {
-    request.alloc = *std::move(spec);
-  }
-  request.devices = devices_->Inventory();
-  return request;
-}
-
 absl::StatusOr<PlanOutcome> Broker::Plan(const PlanArgs& args) const {
   absl::StatusOr<std::vector<std::string>> prefixes = CanonicalTensorPrefixes(args.tensor_prefixes);
   if (!prefixes.ok()) return prefixes.status();
@@ -174,7 +123,9 @@ absl::StatusOr<PlanOutcome> Broker::Plan(const PlanArgs& args) const {
   tensors.reserve(part->size());
   for (size_t i : *part) tensors.push_back(args.tensors[i]);
   absl::StatusOr<PlanRequest> request = BuildPlanRequest(
-      std::move(tensors), args.allocation, args.compute_device, args.pins, args.allow_spill);
+      PlanInputs{std::move(tensors), args.allocation, args.compute_device, args.pins,
+                 args.allow_spill},
+      devices_->DefaultCompute(), devices_->Inventory());
   if (!request.ok()) return request.status();
   absl::StatusOr<Placement> placement = PlanPlacement(*request);
   if (!placement.ok()) return placement.status();
@@ -182,249 +133,166 @@ absl::StatusOr<PlanOutcome> Broker::Plan(const PlanArgs& args) const {
                      request->compute.ToString()};
 }
 
-LoadOutcome Broker::Outcome(std::shared_ptr<const Resident> resident, LeaseId lease,
-                            bool shared) {
-  LoadOutcome out;
-  out.model = resident->id;
-  out.lease = lease;
-  out.shared = shared;
-  FdOffer offer;
-  for (const auto& arena : resident->arenas) {
-    ArenaExport e = arena->Export();
-    if (e.kind == ArenaExport::Kind::kHostMemfd) offer.fds.push_back(e.memfd);
-  }
-  offer.owner = resident->id;
-  offer.keepalive = resident;
-  out.arena_ticket = tickets_.Offer(std::move(offer));
-  out.resident = std::move(resident);
-  return out;
-}
-
 absl::StatusOr<LoadOutcome> Broker::Attach(
-    ResidencyId id, LeaseId lease, const std::function<void(uint64_t, uint64_t)>& progress) {
+    ResidencyId id, LeaseId lease, const LoadProgress& progress) {
   // Another session is loading it: wait, reporting its progress.
   while (true) {
     absl::Status ready = registry_.AwaitReady(id, absl::Milliseconds(200));
     std::shared_ptr<Resident> resident = FindResident(id);
     if (ready.ok()) {
       if (resident == nullptr) return absl::CancelledError("model was evicted while attaching");
-      return Outcome(std::move(resident), lease, /*shared=*/true);
+      return MakeLoadOutcome(tickets_, std::move(resident), lease, /*shared=*/true);
     }
     if (!absl::IsDeadlineExceeded(ready)) return ready;
     if (resident != nullptr && progress) progress(resident->bytes_loaded, resident->bytes_total);
   }
 }
 
-Broker::ResidencyChoice Broker::ChooseResidency(const ModelKey& model, bool own_placement,
-                                                const std::string& allocation,
-                                                const std::string& compute) const {
-  ResidencyChoice choice;
-  choice.new_key = model;
-  std::vector<std::pair<ResidencyId, ModelKey>> same = registry_.FindSameModel(model);
-  if (same.empty()) return choice;  // the first copy is the model's shared residency
-  if (!own_placement) {
-    // Sharing is the point: the shared residency, else the oldest other one.
-    choice.attach = same.front();
-    for (const auto& entry : same) {
-      if (entry.second.placement.empty()) choice.attach = entry;
-    }
-    return choice;
+// The load pipeline, stage by stage (docs/architecture.md): fd from ticket →
+// header → model key (OpenModel), then under the placement lock acquire-or-
+// attach → plan → arena layout → allocate (PlaceOrAttach), then outside it
+// copy → seal (CopyIn) → outcome.
+absl::StatusOr<LoadOutcome> Broker::Load(const LoadArgs& args, const LoadProgress& progress) {
+  NoteActivity();  // a pin load holds no session until it leases the model
+  absl::StatusOr<OpenedModel> model = OpenModel(tickets_, args);
+  if (!model.ok()) return model.status();
+  absl::StatusOr<Placed> placed = PlaceOrAttach(args, *model);
+  if (!placed.ok()) return placed.status();
+  absl::StatusOr<LoadOutcome> outcome =
+      placed->resident == nullptr
+          ? Attach(placed->acquired.residency, placed->acquired.lease, progress)
+          : CopyIn(args.name, *model, std::move(placed->resident), placed->acquired.lease,
+                   progress);
+  if (outcome.ok()) {
+    if (!placed->note.empty()) outcome->notes.push_back(placed->note);
+    outcome->requested_allocation = placed->wanted_allocation;
+    outcome->requested_compute_device = placed->wanted_compute;
   }
-  bool have_shared = false;
-  for (const auto& entry : same) {
-    have_shared |= entry.second.placement.empty();
-    std::shared_ptr<Resident> r = FindResident(entry.first);
-    if (r != nullptr && r->allocation == allocation && r->compute_device == compute) {
-      choice.attach = entry;
-      return choice;
-    }
-  }
-  // None is placed as asked: a residency of its own, keyed by its placement
-  // (or the shared one, when only other own-placement residencies are left).
-  if (have_shared) choice.new_key.placement = absl::StrCat(allocation, "@", compute);
-  return choice;
+  return outcome;
 }
 
-absl::StatusOr<LoadOutcome> Broker::Load(
-    const LoadArgs& args, const std::function<void(uint64_t, uint64_t)>& progress) {
-  NoteActivity();  // a pin load holds no session until it leases the model
+absl::StatusOr<Broker::Placed> Broker::PlaceOrAttach(const LoadArgs& args, OpenedModel& model) {
   const SessionId session = args.operator_pin ? kPinSession : args.session;
-  absl::StatusOr<WeightDtype> dtype = NormaliseDtype(args.weight_dtype);
-  if (!dtype.ok()) return dtype.status();
-  absl::StatusOr<std::vector<std::string>> part = CanonicalTensorPrefixes(args.tensor_prefixes);
-  if (!part.ok()) return part.status();
-  absl::StatusOr<UniqueFd> fd = tickets_.TakeFile(args.file_ticket);
-  if (!fd.ok()) return fd.status();
-  absl::StatusOr<ModelFile> file = ReadModelFile(fd->get());
-  if (file.ok()) {
-    // A part of the file is a model of its own from here on: planned, laid
-    // out, loaded and listed with only its tensors.
-    if (absl::Status s = KeepTensorPart(*file, *part); !s.ok()) file = s;
-  }
-  if (!file.ok()) {
-    return absl::Status(file.status().code(),
-                        absl::StrCat("model '", args.name, "': ", file.status().message()));
-  }
-  // Planning, the arenas and the reply see the tensors as stored (converted).
-  absl::StatusOr<std::vector<TensorInfo>> stored =
-      StoredTensors(file->tensors, file->format, *dtype);
-  if (!stored.ok()) {
-    return absl::Status(stored.status().code(),
-                        absl::StrCat("model '", args.name, "': ", stored.status().message()));
-  }
-  const ModelKey model_key{file->identity, absl::StrCat("dtype=", dtype->name), "", *part};
   const bool keep = args.keep_loaded || args.operator_pin;
-
-  std::shared_ptr<Resident> resident;
-  Registry::Acquired acquired;
-  std::string attach_note;
-  std::string wanted_allocation, wanted_compute;
-  {
-    absl::MutexLock plan_lock(&placement_mu_);
-    // Parse the allocation and compute device even when attaching, so a bad
-    // request is refused the same way whether the model is resident or not.
-    absl::StatusOr<PlanRequest> request = BuildPlanRequest(
-        *stored, args.allocation, args.compute_device, args.pins, args.allow_spill);
-    if (!request.ok()) return request.status();
-    wanted_allocation = request->alloc.ToString();
-    wanted_compute = request->compute.ToString();
-    // A residency to attach to may end between the choice and the lease (its
-    // last lease goes outside this lock): then choose again.
-    ResidencyChoice choice;
-    for (int tries = 0; acquired.lease == 0; ++tries) {
-      choice = ChooseResidency(model_key, args.own_placement, wanted_allocation, wanted_compute);
-      if (!choice.attach.has_value()) break;
-      if (tries == 3) {
-        return absl::UnavailableError(absl::StrCat(
-            "model '", args.name, "' kept ending while this load attached to it; try again"));
-      }
-      std::shared_ptr<Resident> current = FindResident(choice.attach->first);
-      if (current != nullptr && !args.allocation.empty() &&
-          (current->allocation != wanted_allocation ||
-           (!args.compute_device.empty() && current->compute_device != wanted_compute))) {
-        attach_note = absl::StrCat("already resident with allocation ", current->allocation,
-                                   " (compute ", current->compute_device, "); the requested ",
-                                   wanted_allocation, " (compute ", wanted_compute,
-                                   ") was not applied: one copy is shared (ask with "
-                                   "own_placement for a residency of its own)");
-      }
-      absl::StatusOr<Registry::Acquired> a =
-          registry_.Acquire(session, choice.attach->second, args.name, keep, {});
-      if (!a.ok()) return a.status();
-      if (!a->must_load) {
-        spdlog::info("session {} leased model {} '{}' (shared, keep_loaded={})", session,
-                     a->residency, args.name, keep);
-        acquired = *a;
-      } else {
-        (void)registry_.Evict(a->residency);  // it had ended: drop the empty one
-        attach_note.clear();
-      }
-    }
-    const ModelKey& key = choice.new_key;
-    if (acquired.lease == 0 && !key.placement.empty()) {
-      spdlog::info("session {} asked for its own placement of '{}' ({} on {}): loading a "
-                   "second residency", session, args.name, wanted_allocation, wanted_compute);
-    }
-    if (acquired.lease == 0) {
-      absl::StatusOr<Placement> placement = PlanPlacement(*request);
-      if (!placement.ok()) {
-        spdlog::warn("load of '{}' refused: {}", args.name, std::string(placement.status().message()));
-        return placement.status();
-      }
-      resident = std::make_shared<Resident>();
-      resident->name = args.name;
-      resident->format = file->format;
-      resident->weight_dtype = dtype->name;
-      resident->tensor_prefixes = *part;
-      resident->allocation = request->alloc.ToString();
-      resident->compute_device = request->compute.ToString();
-      ArenaLayoutOptions layout_options;
-      layout_options.alignment = kArenaAlignment;
-      layout_options.max_host_segments = std::max(1, config_.load_threads);
-      layout_options.min_host_segment_bytes = config_.host_segment_min;
-      resident->layout = ComputeArenaLayout(*stored, *placement, layout_options);
-      resident->tensors = *std::move(stored);
-      resident->tensor_type_names = std::move(file->tensor_type_names);
-      resident->placement = *std::move(placement);
-      absl::StatusOr<std::vector<std::unique_ptr<Arena>>> arenas =
-          AllocateArenas(*devices_, resident->layout, args.name, config_.load_threads);
-      if (!arenas.ok()) {
-        spdlog::warn("load of '{}' failed allocating: {}", args.name,
-                     std::string(arenas.status().message()));
-        return arenas.status();
-      }
-      resident->arenas = *std::move(arenas);
-      std::map<DeviceId, uint64_t> bytes_by_device;
-      for (const auto& arena : resident->arenas) bytes_by_device[arena->device()] += arena->size();
-      for (const TensorInfo& t : resident->tensors) resident->bytes_total += t.nbytes;
-      absl::StatusOr<Registry::Acquired> a =
-          registry_.Acquire(session, key, args.name, keep, bytes_by_device);
-      if (!a.ok()) return a.status();
-      acquired = *a;
-      resident->id = acquired.residency;
-      absl::MutexLock lock(&mu_);
-      residents_[resident->id] = resident;
-      spdlog::info("session {} loading model {} '{}'{} ({}, {} tensors, {}) with {} on {}", session,
-                   resident->id, args.name,
-                   part->empty() ? "" : absl::StrCat(" part ", TensorPartLabel(*part)),
-                   resident->format, resident->tensors.size(), FormatBytes(resident->bytes_total),
-                   resident->allocation, DescribeBytes(bytes_by_device));
-    }
+  absl::MutexLock plan_lock(&placement_mu_);
+  // Parse the allocation and compute device even when attaching, so a bad
+  // request is refused the same way whether the model is resident or not.
+  absl::StatusOr<PlanRequest> request = BuildPlanRequest(
+      PlanInputs{model.header.stored, args.allocation, args.compute_device, args.pins,
+                 args.allow_spill},
+      devices_->DefaultCompute(), devices_->Inventory());
+  if (!request.ok()) return request.status();
+  Placed placed;
+  placed.wanted_allocation = request->alloc.ToString();
+  placed.wanted_compute = request->compute.ToString();
+  absl::StatusOr<std::optional<ModelKey>> new_key =
+      AcquireExisting(args, session, keep, model.key, &placed);
+  if (!new_key.ok()) return new_key.status();
+  if (!new_key->has_value()) return placed;  // attached
+  if (!(*new_key)->placement.empty()) {
+    spdlog::info("session {} asked for its own placement of '{}' ({} on {}): loading a "
+                 "second residency", session, args.name, placed.wanted_allocation,
+                 placed.wanted_compute);
   }
+  absl::StatusOr<std::shared_ptr<Resident>> resident = PlanAndAllocate(args.name, model, *request);
+  if (!resident.ok()) return resident.status();
+  std::map<DeviceId, uint64_t> bytes_by_device = ArenaBytes(**resident);
+  absl::StatusOr<Registry::Acquired> a =
+      registry_.Acquire(session, **new_key, args.name, keep, bytes_by_device);
+  if (!a.ok()) return a.status();
+  placed.acquired = *a;
+  placed.resident = *std::move(resident);
+  placed.resident->id = placed.acquired.residency;
+  absl::MutexLock lock(&mu_);
+  residents_[placed.resident->id] = placed.resident;
+  const Resident& r = *placed.resident;
+  spdlog::info("session {} loading model {} '{}'{} ({}, {} tensors, {}) with {} on {}", session,
+               r.id, args.name,
+               model.part.empty() ? "" : absl::StrCat(" part ", TensorPartLabel(model.part)),
+               r.format, r.tensors.size(), FormatBytes(r.bytes_total), r.allocation,
+               DescribeBytes(bytes_by_device));
+  return placed;
+}
 
-  if (resident == nullptr) {
-    absl::StatusOr<LoadOutcome> attached = Attach(acquired.residency, acquired.lease, progress);
-    if (attached.ok()) {
-      if (!attach_note.empty()) attached->notes.push_back(attach_note);
-      attached->requested_allocation = wanted_allocation;
-      attached->requested_compute_device = wanted_compute;
+absl::StatusOr<std::optional<ModelKey>> Broker::AcquireExisting(const LoadArgs& args,
+                                                                SessionId session, bool keep,
+                                                                const ModelKey& key,
+                                                                Placed* placed) {
+  // A residency to attach to may end between the choice and the lease (its
+  // last lease goes outside the placement lock): then choose again.
+  for (int tries = 0;; ++tries) {
+    ResidencyChoice choice = ChooseResidency(
+        registry_.FindSameModel(key), key, args.own_placement, placed->wanted_allocation,
+        placed->wanted_compute, [this](ResidencyId id) { return FindResident(id); });
+    if (!choice.attach.has_value()) return std::optional<ModelKey>(std::move(choice.new_key));
+    if (tries == 3) {
+      return absl::UnavailableError(absl::StrCat(
+          "model '", args.name, "' kept ending while this load attached to it; try again"));
     }
-    return attached;
+    std::shared_ptr<Resident> current = FindResident(choice.attach->first);
+    placed->note = current == nullptr
+                       ? ""
+                       : SharedPlacementNote(*current, args.allocation, args.compute_device,
+                                             placed->wanted_allocation, placed->wanted_compute);
+    absl::StatusOr<Registry::Acquired> a =
+        registry_.Acquire(session, choice.attach->second, args.name, keep, {});
+    if (!a.ok()) return a.status();
+    if (!a->must_load) {
+      spdlog::info("session {} leased model {} '{}' (shared, keep_loaded={})", session,
+                   a->residency, args.name, keep);
+      placed->acquired = *a;
+      return std::optional<ModelKey>();
+    }
+    (void)registry_.Evict(a->residency);  // it had ended: drop the empty one
+    placed->note.clear();
   }
+}
 
-  // This call loads. Progress is reported from a watcher while readers run.
-  absl::Notification done;
-  std::thread watcher;
-  if (progress) {
-    watcher = std::thread([&] {
-      while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
-        progress(resident->bytes_loaded, resident->bytes_total);
-      }
-    });
+absl::StatusOr<std::shared_ptr<Resident>> Broker::PlanAndAllocate(const std::string& name,
+                                                                  OpenedModel& model,
+                                                                  const PlanRequest& request) {
+  absl::StatusOr<Placement> placement = PlanPlacement(request);
+  if (!placement.ok()) {
+    spdlog::warn("load of '{}' refused: {}", name, std::string(placement.status().message()));
+    return placement.status();
   }
+  std::shared_ptr<Resident> resident =
+      LayOutResident(name, model, request, *std::move(placement),
+                     LayoutSettings{config_.load_threads, config_.host_segment_min});
+  absl::StatusOr<std::vector<std::unique_ptr<Arena>>> arenas =
+      AllocateArenas(*devices_, resident->layout, name, config_.load_threads);
+  if (!arenas.ok()) {
+    spdlog::warn("load of '{}' failed allocating: {}", name,
+                 std::string(arenas.status().message()));
+    return arenas.status();
+  }
+  resident->arenas = *std::move(arenas);
+  return resident;
+}
+
+absl::StatusOr<LoadOutcome> Broker::CopyIn(const std::string& name, const OpenedModel& model,
+                                           std::shared_ptr<Resident> resident, LeaseId lease,
+                                           const LoadProgress& progress) {
   absl::Time begin = absl::Now();
-  LoadOptions options;
-  options.threads = config_.load_threads;
-  options.file_tensors = &file->tensors;
-  options.cancel = &resident->cancelled;
-  absl::Status loaded = LoadIntoArenas(fd->get(), *resident, options);
-  for (auto& arena : resident->arenas) {
-    if (!loaded.ok()) break;
-    loaded = arena->Seal();
-  }
-  done.Notify();
-  if (watcher.joinable()) watcher.join();
+  absl::Status loaded = CopyAndSeal(model.fd.get(), *resident, model.header.file.tensors,
+                                    config_.load_threads, progress);
   if (!loaded.ok()) {
-    spdlog::warn("model {} '{}' failed to load: {}", resident->id, args.name, std::string(loaded.message()));
+    spdlog::warn("model {} '{}' failed to load: {}", resident->id, name,
+                 std::string(loaded.message()));
     registry_.MarkFailed(resident->id, loaded);
-    Dispose({EndedResidency{resident->id, args.name, {}, true}}, "its load failed");
+    Dispose({EndedResidency{resident->id, name, {}, true}}, "its load failed");
     return loaded;
   }
   if (absl::Status ready = registry_.MarkReady(resident->id); !ready.ok()) {
-    Dispose({EndedResidency{resident->id, args.name, {}, true}},
-            "every lease went while it loaded");
-    return absl::CancelledError(absl::StrCat("model '", args.name,
-                                             "' was released while it loaded"));
+    Dispose({EndedResidency{resident->id, name, {}, true}}, "every lease went while it loaded");
+    return absl::CancelledError(absl::StrCat("model '", name, "' was released while it loaded"));
   }
   double seconds = absl::ToDoubleSeconds(absl::Now() - begin);
-  spdlog::info("model {} '{}' ready: {} in {:.2f} s ({:.2f} GB/s)", resident->id, args.name,
+  spdlog::info("model {} '{}' ready: {} in {:.2f} s ({:.2f} GB/s)", resident->id, name,
                FormatBytes(resident->bytes_total), seconds,
                seconds > 0 ? resident->bytes_total / seconds / 1e9 : 0.0);
   if (progress) progress(resident->bytes_total, resident->bytes_total);
-  LoadOutcome outcome = Outcome(std::move(resident), acquired.lease, /*shared=*/false);
-  outcome.requested_allocation = wanted_allocation;
-  outcome.requested_compute_device = wanted_compute;
-  return outcome;
+  return MakeLoadOutcome(tickets_, std::move(resident), lease, /*shared=*/false);
 }
 
 absl::StatusOr<std::vector<EndedResidency>> Broker::Release(SessionId session, LeaseId lease) {
@@ -435,8 +303,10 @@ absl::StatusOr<std::vector<EndedResidency>> Broker::Release(SessionId session, L
   return ended;
 }
 
-absl::StatusOr<FreeOutcome> Broker::Free(SessionId session, bool all_sessions) {
+absl::StatusOr<FreeOutcome> Broker::Free(SessionId session, bool all_sessions,
+                                          bool unload_models) {
   FreeOutcome out;
+  if (!unload_models) return out;
   std::vector<SessionId> sessions;
   if (all_sessions) {
     for (const SessionSnapshot& s : registry_.Sessions()) {
@@ -531,5 +401,19 @@ std::vector<ModelView> Broker::Models() const {
 }
 
 std::map<DeviceId, uint64_t> Broker::BrokerBytes() const { return registry_.BytesByDevice(); }
+
+BrokerStatus Broker::Status() const {
+  BrokerStatus status;
+  status.uptime = absl::Now() - started_;
+  status.socket_path = config_.socket_path;
+  status.fd_channel_path = config_.fd_channel_path();
+  status.grace_period = config_.grace_period;
+  status.cuda_available = devices_->cuda_available();
+  status.cuda_note = devices_->cuda_note();
+  for (const SessionSnapshot& s : registry_.Sessions()) status.sessions += (s.id != kPinSession);
+  status.models = static_cast<uint32_t>(registry_.Residencies().size());
+  status.broker_bytes = registry_.BytesByDevice();
+  return status;
+}
 
 }  // namespace distorch

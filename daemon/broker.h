@@ -19,45 +19,15 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "daemon/config.h"
-#include "daemon/device_set.h"
-#include "daemon/resident.h"
-#include "daemon/ticket_book.h"
+#include "daemon/devices/device_set.h"
+#include "daemon/load/load_request.h"
+#include "daemon/load/open_model.h"
+#include "daemon/load/resident.h"
+#include "daemon/fdpass/ticket_book.h"
 #include "distorch/planner.h"
 #include "distorch/registry.h"
 
 namespace distorch {
-
-struct LoadArgs {
-  SessionId session = 0;
-  std::string file_ticket;
-  std::string name;
-  std::string allocation;
-  std::string compute_device;  // "" = the default compute device
-  bool keep_loaded = false;
-  std::vector<std::string> pins;
-  bool allow_spill = false;
-  std::string weight_dtype;  // "" / "keep"
-  bool operator_pin = false;  // lease held by kPinSession
-  // A residency placed as asked: share one only when its placement is equal
-  // (LoadRequest.own_placement).
-  bool own_placement = false;
-  // Only the tensors whose names start with one of these (a part of the
-  // file, a residency of its own); empty = the whole file.
-  std::vector<std::string> tensor_prefixes;
-};
-
-struct LoadOutcome {
-  ResidencyId model = 0;
-  LeaseId lease = 0;
-  bool shared = false;  // attached to an existing residency
-  std::shared_ptr<const Resident> resident;
-  std::string arena_ticket;  // GET on the fd channel for the memfds
-  std::vector<std::string> notes;  // for this load only (added to the placement's)
-  // The request's placement in canonical form (resident->allocation and
-  // compute_device say what the residency was placed with).
-  std::string requested_allocation;
-  std::string requested_compute_device;
-};
 
 struct PlanArgs {
   std::vector<TensorInfo> tensors;
@@ -96,6 +66,17 @@ struct FreeOutcome {
   std::vector<EndedResidency> ended;
 };
 
+struct BrokerStatus {
+  absl::Duration uptime;
+  std::string socket_path, fd_channel_path;
+  absl::Duration grace_period;
+  bool cuda_available = false;
+  std::string cuda_note;
+  uint32_t sessions = 0;  // client sessions (the pin session is not one)
+  uint32_t models = 0;    // residencies, loading or ready
+  std::map<DeviceId, uint64_t> broker_bytes;
+};
+
 // Called with each session that held a lease on an evicted residency.
 using EvictionListener = std::function<void(SessionId, ResidencyId, const std::string& name)>;
 
@@ -112,10 +93,12 @@ class Broker {
 
   // Plans, allocates and loads (or attaches to) a model. `progress` is called
   // from the loading thread with (bytes_loaded, bytes_total).
-  absl::StatusOr<LoadOutcome> Load(const LoadArgs& args,
-                                   const std::function<void(uint64_t, uint64_t)>& progress);
+  absl::StatusOr<LoadOutcome> Load(const LoadArgs& args, const LoadProgress& progress);
   absl::StatusOr<std::vector<EndedResidency>> Release(SessionId session, LeaseId lease);
-  absl::StatusOr<FreeOutcome> Free(SessionId session, bool all_sessions);
+  // ComfyUI's /free: with unload_models, ends the session's (or, with
+  // all_sessions, every session's) unflagged leases; without it, nothing
+  // (the caches are the client's to reset).
+  absl::StatusOr<FreeOutcome> Free(SessionId session, bool all_sessions, bool unload_models);
   absl::StatusOr<uint64_t> SoftEmptyCache(SessionId session);
   absl::StatusOr<int> SetKeepLoaded(SessionId session, ResidencyId model, bool keep);
   absl::StatusOr<std::vector<EndedResidency>> Evict(ResidencyId model, const std::string& name);
@@ -125,6 +108,8 @@ class Broker {
   std::vector<ModelView> Models() const;
   std::vector<SessionSnapshot> Sessions() const { return registry_.Sessions(); }
   std::map<DeviceId, uint64_t> BrokerBytes() const;
+  // What `status` shows: counts without the pin session, the broker's bytes.
+  BrokerStatus Status() const;
 
   // How long the broker has had nothing to do: no session but the pin
   // session, no residency, no load started since. Zero while it has. (The
@@ -137,23 +122,32 @@ class Broker {
   absl::Time started() const { return started_; }
 
  private:
-  absl::StatusOr<PlanRequest> BuildPlanRequest(std::vector<TensorInfo> tensors,
-                                               const std::string& allocation,
-                                               const std::string& compute,
-                                               std::vector<std::string> pins,
-                                               bool allow_spill) const;
-  // Which residency a load attaches to, or the key of the one it creates.
-  // Called under placement_mu_.
-  struct ResidencyChoice {
-    std::optional<std::pair<ResidencyId, ModelKey>> attach;
-    ModelKey new_key;  // when !attach
+  // What a load's locked stages decided: a new resident to fill, or a lease
+  // on an existing residency to attach to (resident == null).
+  struct Placed {
+    Registry::Acquired acquired;
+    std::shared_ptr<Resident> resident;
+    std::string note;  // for this load's reply (SharedPlacementNote)
+    std::string wanted_allocation, wanted_compute;  // the request, canonical
   };
-  ResidencyChoice ChooseResidency(const ModelKey& model, bool own_placement,
-                                  const std::string& allocation,
-                                  const std::string& compute) const;
-  absl::StatusOr<LoadOutcome> Attach(ResidencyId id, LeaseId lease,
-                                     const std::function<void(uint64_t, uint64_t)>& progress);
-  LoadOutcome Outcome(std::shared_ptr<const Resident> resident, LeaseId lease, bool shared);
+  // Under placement_mu_: acquire-or-attach, then plan, layout, allocate.
+  absl::StatusOr<Placed> PlaceOrAttach(const LoadArgs& args, OpenedModel& model);
+  // Leases an existing residency when the model has one to share (returns
+  // nullopt, placed->acquired set); else the key of the residency to create.
+  absl::StatusOr<std::optional<ModelKey>> AcquireExisting(const LoadArgs& args, SessionId session,
+                                                          bool keep, const ModelKey& key,
+                                                          Placed* placed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(placement_mu_);
+  absl::StatusOr<std::shared_ptr<Resident>> PlanAndAllocate(const std::string& name,
+                                                            OpenedModel& model,
+                                                            const PlanRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(placement_mu_);
+  // Outside every lock: copy, seal, mark ready, the reply.
+  absl::StatusOr<LoadOutcome> CopyIn(const std::string& name, const OpenedModel& model,
+                                     std::shared_ptr<Resident> resident, LeaseId lease,
+                                     const LoadProgress& progress);
+  // Another session's residency: wait until it is ready, reporting its progress.
+  absl::StatusOr<LoadOutcome> Attach(ResidencyId id, LeaseId lease, const LoadProgress& progress);
   void Dispose(const std::vector<EndedResidency>& ended, absl::string_view why);
   std::shared_ptr<Resident> FindResident(ResidencyId id) const;
   void ReapLoop();

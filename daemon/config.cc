@@ -40,14 +40,6 @@ absl::StatusOr<uint64_t> ReadSize(const std::string& file, const std::string& ke
 
 }  // namespace
 
-std::string DefaultSocketPath() {
-  if (geteuid() == 0) return "/run/distorch/distorchd.sock";
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
-    return absl::StrCat(xdg, "/distorch/distorchd.sock");
-  }
-  return absl::StrCat("/tmp/distorch-", geteuid(), "/distorchd.sock");
-}
-
 absl::Status ApplyDeviceSpec(absl::string_view spec, DaemonConfig* config) {
   absl::StatusOr<std::vector<DeviceSpecEntry>> entries = ParseDeviceSpec(spec);
   if (!entries.ok()) return entries.status();

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "distorch/device_id.h"
 #include "distorch/device_spec.h"
+#include "daemon/socket_path.h"
 
 namespace distorch {
 
@@ -40,9 +41,6 @@ struct DaemonConfig {
   std::string fd_channel_path() const { return socket_path + ".fd"; }
 };
 
-// /run/distorch/distorchd.sock for root, else $XDG_RUNTIME_DIR/distorch/...
-// (or /tmp/distorch-$UID/... without XDG_RUNTIME_DIR).
-std::string DefaultSocketPath();
 
 // Reads a TOML file on top of `config`. Every error names the file, the key and
 // what would be valid: "/etc/distorch/distorchd.toml: grace_period_s: must be a

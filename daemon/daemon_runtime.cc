@@ -11,7 +11,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/scm_rights.h"
+#include "daemon/fdpass/scm_rights.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "daemon/log.h"
 

@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "daemon/scm_rights.h"
+#include "daemon/fdpass/scm_rights.h"
 
 namespace distorch {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "daemon/unique_fd.h"
+#include "daemon/fdpass/unique_fd.h"
 #include "distorch/v1/broker.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 

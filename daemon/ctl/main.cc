@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/cli_args.h"
-#include "daemon/config.h"
+#include "daemon/socket_path.h"
 #include "daemon/ctl/commands.h"
 
 namespace {

@@ -10,18 +10,6 @@
 
 namespace distorch {
 
-HostMemory ReadHostMemory() {
-  HostMemory mem;
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  uint64_t kib = 0;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemTotal:") mem.total = kib * kKiB;
-    if (key == "MemAvailable:") mem.available = kib * kKiB;
-  }
-  return mem;
-}
-
 std::string ShmemHugePagePolicy() {
   std::ifstream in("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
   std::string word;

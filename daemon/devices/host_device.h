@@ -11,15 +11,9 @@
 #include <string>
 
 #include "daemon/devices/device.h"
+#include "daemon/devices/host_memory.h"
 
 namespace distorch {
-
-// Reads MemTotal and MemAvailable from /proc/meminfo (bytes; 0 if unreadable).
-struct HostMemory {
-  uint64_t total = 0;
-  uint64_t available = 0;
-};
-HostMemory ReadHostMemory();
 
 // The kernel's huge-page policy for memfds, the bracketed word of
 // /sys/kernel/mm/transparent_hugepage/shmem_enabled ("never", "within_size",

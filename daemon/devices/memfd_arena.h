@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/devices/device.h"
-#include "daemon/unique_fd.h"
+#include "daemon/fdpass/unique_fd.h"
 
 namespace distorch {
 

@@ -36,9 +36,9 @@
 #include "daemon/broker.h"
 #include "daemon/devices/host_device.h"
 #include "daemon/devices/memfd_arena.h"
-#include "daemon/dtype_convert.h"
-#include "daemon/loader.h"
-#include "daemon/model_file.h"
+#include "daemon/load/dtype_convert.h"
+#include "daemon/load/loader.h"
+#include "daemon/load/model_file.h"
 #include "spdlog/spdlog.h"
 #include "tests/bench/bench_json.h"
 

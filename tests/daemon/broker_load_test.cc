@@ -7,7 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "daemon/broker.h"
-#include "daemon/dtype_convert.h"
+#include "daemon/load/dtype_convert.h"
 #include "tests/daemon/model_files.h"
 
 namespace distorch {

@@ -1,4 +1,4 @@
-#include "daemon/dtype_convert.h"
+#include "daemon/load/dtype_convert.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The loader's chunk scheduler: every item once, in order within its lane,
 // and concurrent workers kept in different lanes while lanes have work.
-#include "daemon/lane_scheduler.h"
+#include "daemon/load/lane_scheduler.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-#include "daemon/loader.h"
+#include "daemon/load/loader.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -8,8 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "daemon/devices/memfd_arena.h"
-#include "daemon/dtype_convert.h"
-#include "daemon/model_file.h"
+#include "daemon/load/dtype_convert.h"
+#include "daemon/load/model_file.h"
 #include "tests/daemon/model_files.h"
 
 namespace distorch {

@@ -1,4 +1,4 @@
-#include "daemon/model_file.h"
+#include "daemon/load/model_file.h"
 
 #include <catch2/catch.hpp>
 #include <string>

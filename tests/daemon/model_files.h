@@ -16,7 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/unique_fd.h"
+#include "daemon/fdpass/unique_fd.h"
 
 namespace distorch::testing {
 

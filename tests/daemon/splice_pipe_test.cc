@@ -1,6 +1,6 @@
 // The loader's kernel copy path: file -> pipe -> memfd at any offsets, more
 // than a pipe's worth at a time, and a clear DataLoss when the file ends early.
-#include "daemon/splice_pipe.h"
+#include "daemon/load/splice_pipe.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

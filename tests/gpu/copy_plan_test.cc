@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <vector>
 
-#include "daemon/cuda_copy.h"
+#include "daemon/devices/cuda/cuda_copy.h"
 
 namespace distorch {
 namespace {

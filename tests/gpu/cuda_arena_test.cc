@@ -1,5 +1,5 @@
 // CUDA discovery, limits, CudaArena allocate/write/read/free, and OOM.
-#include "daemon/devices/cuda_arena.h"
+#include "daemon/devices/cuda/cuda_arena.h"
 
 #include <cuda_runtime_api.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/devices/cuda_device.h"
+#include "daemon/devices/cuda/cuda_device.h"
 #include "distorch/units.h"
 #include "tests/gpu/gpu_test_util.h"
 

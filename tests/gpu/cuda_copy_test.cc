@@ -1,6 +1,6 @@
 // The file → GPU copy engine: byte-exact fills through pinned staging
 // buffers, errors, cancel, Trim, and two GPUs at once.
-#include "daemon/cuda_copy.h"
+#include "daemon/devices/cuda/cuda_copy.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/devices/cuda_arena.h"
+#include "daemon/devices/cuda/cuda_arena.h"
 #include "distorch/units.h"
 #include "tests/gpu/gpu_test_util.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "daemon/devices/cuda_device.h"
+#include "daemon/devices/cuda/cuda_device.h"
 #include "distorch/units.h"
 #include "tests/gpu/gpu_test_util.h"
 

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/unique_fd.h"
+#include "daemon/fdpass/unique_fd.h"
 #include "tests/gpu/pattern.h"
 
 extern char** environ;
