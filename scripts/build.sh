@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Configures and builds distorch (Release) into ${DISTORCH_BUILD_DIR:-build}.
-# Used by start.sh and test.sh; safe to run again (incremental).
+#   scripts/build.sh                       every target (test.sh)
+#   scripts/build.sh distorchd distorchctl  only those targets (start.sh: a first start
+#                                           does not wait for the tests and benchmarks)
+# Safe to run again (incremental).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${DISTORCH_BUILD_DIR:-build}
@@ -15,4 +18,6 @@ else
 fi
 cmake "${cmake_args[@]}" >/dev/null
 # Two jobs fit 2 cores and ~1.5 GB per gRPC translation unit.
-cmake --build "$BUILD_DIR" -j"${DISTORCH_JOBS:-$(nproc)}"
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build "$BUILD_DIR" -j"${DISTORCH_JOBS:-$(nproc)}" "${targets[@]}"

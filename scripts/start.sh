@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-./scripts/build.sh
+./scripts/build.sh distorchd distorchctl  # only what running the daemon needs
 BUILD_DIR=${DISTORCH_BUILD_DIR:-build}
 echo "start: distorchd in the foreground (Ctrl-C stops it); in another shell:"
 echo "  $BUILD_DIR/daemon/ctl/distorchctl status"
