@@ -295,12 +295,16 @@ absl::StatusOr<LoadOutcome> Broker::CopyIn(const std::string& name, const Opened
   return MakeLoadOutcome(tickets_, std::move(resident), lease, /*shared=*/false);
 }
 
-absl::StatusOr<std::vector<EndedResidency>> Broker::Release(SessionId session, LeaseId lease) {
-  absl::StatusOr<std::vector<EndedResidency>> ended = registry_.Release(session, lease);
+absl::StatusOr<FreeOutcome> Broker::Release(SessionId session, LeaseId lease) {
+  FreeOutcome out;
+  out.released.emplace_back();
+  absl::StatusOr<std::vector<EndedResidency>> ended =
+      registry_.Release(session, lease, &out.released.front());
   if (!ended.ok()) return ended.status();
   spdlog::info("session {} released lease {}", session, lease);
-  Dispose(*ended, "its last lease was released");
-  return ended;
+  out.ended = *std::move(ended);
+  Dispose(out.ended, "its last lease was released");
+  return out;
 }
 
 absl::StatusOr<FreeOutcome> Broker::Free(SessionId session, bool all_sessions,
@@ -365,8 +369,10 @@ absl::StatusOr<std::vector<EndedResidency>> Broker::Evict(ResidencyId model,
     absl::StatusOr<EndedResidency> e = registry_.Evict(r.id);
     if (!e.ok()) continue;  // already gone
     ended.push_back(*e);
+    // One event per session, from the leases the eviction ended (a session
+    // may hold several leases on one model; the snapshot may be stale).
     if (listener) {
-      for (const LeaseSnapshot& l : r.leases) listener(l.session, r.id, r.name);
+      for (SessionId session : e->holders) listener(session, e->id, e->name);
     }
   }
   Dispose(ended, "evicted by an operator");

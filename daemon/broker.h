@@ -59,8 +59,8 @@ struct ModelView {
   std::shared_ptr<const Resident> resident;  // null only in a narrow race
 };
 
-// What a Free did: every lease it released (a model may stay resident for
-// other sessions) and the residencies whose last lease went.
+// What a Free or Release did: every lease it released (a model may stay
+// resident for other leases) and the residencies whose last lease went.
 struct FreeOutcome {
   std::vector<LeaseSnapshot> released;
   std::vector<EndedResidency> ended;
@@ -94,7 +94,8 @@ class Broker {
   // Plans, allocates and loads (or attaches to) a model. `progress` is called
   // from the loading thread with (bytes_loaded, bytes_total).
   absl::StatusOr<LoadOutcome> Load(const LoadArgs& args, const LoadProgress& progress);
-  absl::StatusOr<std::vector<EndedResidency>> Release(SessionId session, LeaseId lease);
+  // Ends one lease; `ended` is empty when the model stays resident.
+  absl::StatusOr<FreeOutcome> Release(SessionId session, LeaseId lease);
   // ComfyUI's /free: with unload_models, ends the session's (or, with
   // all_sessions, every session's) unflagged leases; without it, nothing
   // (the caches are the client's to reset).

@@ -142,8 +142,10 @@ absl::Status RunFree(const CtlContext& ctx) {
   if (ctx.json) return PrintJson(reply);
   if (reply.released().empty()) std::printf("nothing to free (every lease is kept)\n");
   for (const v1::ModelRef& m : reply.released()) {
-    std::printf("ejected model %llu '%s'\n", static_cast<unsigned long long>(m.model_id()),
-                m.name().c_str());
+    // A model another session (or a kept lease, or a pin) holds stays loaded.
+    std::printf(m.destroyed() ? "ejected model %llu '%s'\n"
+                              : "released model %llu '%s' (still resident: other leases hold it)\n",
+                static_cast<unsigned long long>(m.model_id()), m.name().c_str());
   }
   return absl::OkStatus();
 }

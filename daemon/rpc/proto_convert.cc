@@ -78,6 +78,15 @@ void ToProto(const FreeOutcome& freed, v1::FreeReply* out) {
   }
 }
 
+void ToProto(const FreeOutcome& released, v1::ReleaseReply* out) {
+  if (released.released.empty()) return;
+  const LeaseSnapshot& lease = released.released.front();
+  v1::ModelRef* ref = out->mutable_model();
+  ref->set_model_id(lease.residency);
+  ref->set_name(lease.model_name);
+  ref->set_destroyed(!released.ended.empty());
+}
+
 void ToProto(const LeaseSnapshot& lease, v1::LeaseInfo* out) {
   out->set_lease_id(lease.lease);
   out->set_session_id(lease.session);

@@ -22,6 +22,8 @@ void ToProto(const LoadOutcome& outcome, v1::LoadResult* out);
 void ToProto(const EndedResidency& ended, v1::ModelRef* out);
 // One ModelRef per model whose lease was released; destroyed when it ended.
 void ToProto(const FreeOutcome& freed, v1::FreeReply* out);
+// The released lease's model, destroyed or not.
+void ToProto(const FreeOutcome& released, v1::ReleaseReply* out);
 void ToProto(const LeaseSnapshot& lease, v1::LeaseInfo* out);
 void ToProto(const ModelView& model, v1::ModelInfo* out);
 void ToProto(const SessionSnapshot& session, v1::SessionInfo* out);

@@ -68,10 +68,9 @@ grpc::ServerWriteReactor<v1::LoadEvent>* BrokerService::Load(grpc::CallbackServe
 grpc::ServerUnaryReactor* BrokerService::Release(grpc::CallbackServerContext* ctx,
                                                  const v1::ReleaseRequest* req,
                                                  v1::ReleaseReply* reply) {
-  absl::StatusOr<std::vector<EndedResidency>> ended =
-      broker_->Release(req->session_id(), req->lease_id());
-  if (ended.ok() && !ended->empty()) ToProto(ended->front(), reply->mutable_model());
-  return Done(ctx, ended.status());
+  absl::StatusOr<FreeOutcome> released = broker_->Release(req->session_id(), req->lease_id());
+  if (released.ok()) ToProto(*released, reply);
+  return Done(ctx, released.status());
 }
 
 grpc::ServerUnaryReactor* BrokerService::Free(grpc::CallbackServerContext* ctx,

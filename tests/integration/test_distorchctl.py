@@ -110,8 +110,13 @@ def test_pin_free_evict(daemon, workers, scratch):
     # A client attaches to the pinned model; another model is not kept.
     assert p.call("load", key="pinned", path=path)["shared"] is True
     p.call("load", key="other", path=other)
+    ids = {m["name"]: int(m["model_id"]) for m in daemon.models()}
     out = _ok(daemon.ctl("free", "--all"))
-    assert "other.safetensors" in out
+    # The pinned model stays resident: released, not ejected.
+    assert sorted(out.splitlines()) == sorted([
+        f"ejected model {ids['other.safetensors']} 'other.safetensors'",
+        f"released model {ids['pinned.safetensors']} 'pinned.safetensors' "
+        "(still resident: other leases hold it)"])
     names = [m["name"] for m in daemon.models()]
     assert names == ["pinned.safetensors"]  # free --all never drops a pin...
     # ...but it released the client's unkept lease on it: only the pin remains.
