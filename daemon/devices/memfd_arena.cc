@@ -8,13 +8,14 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/fdpass/pread_full.h"
 #include "distorch/units.h"
 
 namespace distorch {
 namespace {
 
 absl::Status Errno(absl::string_view what, int err) {
-  return absl::ErrnoToStatus(err, absl::StrCat(what, ": ", std::strerror(err)));
+  return absl::ErrnoToStatus(err, what);  // it appends strerror(err)
 }
 
 }  // namespace
@@ -75,15 +76,8 @@ absl::Status MemfdArena::Read(uint64_t offset, void* dst, size_t n) const {
     std::memcpy(dst, data_ + offset, n);
     return absl::OkStatus();
   }
-  size_t done = 0;
-  while (done < n) {
-    ssize_t got = pread(fd_.get(), static_cast<uint8_t*>(dst) + done, n - done,
-                        static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return Errno("reading sealed arena", got < 0 ? errno : EIO);
-    done += static_cast<size_t>(got);
-  }
-  return absl::OkStatus();
+  // The memfd's size is sealed and the range checked: it cannot end early.
+  return PreadFull(fd_.get(), dst, n, offset, "a sealed arena");
 }
 
 absl::Status MemfdArena::Seal() {

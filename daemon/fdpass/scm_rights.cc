@@ -13,7 +13,7 @@ namespace {
 
 absl::Status Errno(absl::string_view what) {
   int err = errno;
-  return absl::ErrnoToStatus(err, absl::StrCat(what, ": ", std::strerror(err)));
+  return absl::ErrnoToStatus(err, what);  // it appends strerror(err)
 }
 
 }  // namespace

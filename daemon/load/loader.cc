@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/devices/cuda/gpu_loads.h"
+#include "daemon/fdpass/pread_full.h"
 #include "daemon/load/dtype_convert.h"
 #include "daemon/load/lane_scheduler.h"
 #include "daemon/load/splice_pipe.h"
@@ -52,22 +53,7 @@ struct Scratch {
 };
 
 absl::Status PreadFully(int fd, uint8_t* dst, uint64_t n, uint64_t offset, const TensorInfo& t) {
-  uint64_t done = 0;
-  while (done < n) {
-    ssize_t got = pread(fd, dst + done, n - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      return absl::ErrnoToStatus(
-          errno, absl::StrCat("reading tensor '", t.name, "' at offset ", offset + done));
-    }
-    if (got == 0) {
-      return absl::DataLossError(absl::StrCat("model file ended at offset ", offset + done,
-                                              " inside tensor '", t.name,
-                                              "' (was it truncated while loading?)"));
-    }
-    done += static_cast<uint64_t>(got);
-  }
-  return absl::OkStatus();
+  return PreadFull(fd, dst, n, offset, absl::StrCat("tensor '", t.name, "'"));
 }
 
 // Stores a converted buffer into the arena's memfd (the kernel writes the
@@ -160,9 +146,7 @@ absl::Status CheckFileCovers(int fd, const std::vector<TensorInfo>& source) {
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   for (const TensorInfo& t : source) {
     if (t.nbytes != 0 && t.file_offset + t.nbytes > size) {
-      return absl::DataLossError(absl::StrCat("model file ended at offset ", size,
-                                              " inside tensor '", t.name,
-                                              "' (was it truncated while loading?)"));
+      return TruncatedError(size, absl::StrCat("tensor '", t.name, "'"));
     }
   }
   return absl::OkStatus();

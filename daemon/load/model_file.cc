@@ -7,24 +7,12 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/fdpass/pread_full.h"
 #include "distorch/gguf.h"
 #include "distorch/safetensors.h"
 
 namespace distorch {
 namespace {
-
-absl::Status PreadFully(int fd, void* buf, size_t n, uint64_t offset) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t got =
-        pread(fd, static_cast<char*>(buf) + done, n - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return absl::ErrnoToStatus(errno, "reading model header");
-    if (got == 0) return absl::InvalidArgumentError("model file ended inside its header");
-    done += static_cast<size_t>(got);
-  }
-  return absl::OkStatus();
-}
 
 // The GGUF parser asks for longer prefixes until its header fits; each tensor
 // keeps its exact byte size (quantised blocks as kRaw) and its ggml type name.
@@ -32,7 +20,7 @@ absl::StatusOr<ModelFile> ReadGguf(int fd, ModelFile model) {
   absl::StatusOr<GgufHeader> header =
       ReadGgufHeader(model.file_size, [fd](uint64_t length, std::string* out) {
         out->resize(length);
-        return PreadFully(fd, out->data(), length, 0);
+        return PreadFull(fd, out->data(), length, 0, "the model header");
       });
   if (!header.ok()) return header.status();
   model.format = "gguf";
@@ -63,13 +51,13 @@ absl::StatusOr<ModelFile> ReadModelFile(int fd) {
     return absl::InvalidArgumentError(absl::StrCat("model file is ", model.file_size,
                                                    " bytes: too short to be safetensors or GGUF"));
   }
-  if (absl::Status s = PreadFully(fd, prefix, sizeof(prefix), 0); !s.ok()) return s;
+  if (absl::Status s = PreadFull(fd, prefix, sizeof(prefix), 0, "the model header"); !s.ok()) return s;
   if (std::memcmp(prefix, "GGUF", 4) == 0) return ReadGguf(fd, std::move(model));
   absl::StatusOr<uint64_t> header_bytes =
       ParseSafetensorsPrefix(absl::string_view(prefix, sizeof(prefix)), model.file_size);
   if (!header_bytes.ok()) return header_bytes.status();
   std::string json(*header_bytes, '\0');
-  if (absl::Status s = PreadFully(fd, json.data(), json.size(), 8); !s.ok()) return s;
+  if (absl::Status s = PreadFull(fd, json.data(), json.size(), 8, "the model header"); !s.ok()) return s;
   absl::StatusOr<SafetensorsHeader> header =
       ParseSafetensorsHeader(json, *header_bytes, model.file_size);
   if (!header.ok()) return header.status();

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/fdpass/pread_full.h"
 
 namespace distorch {
 namespace {
@@ -21,7 +22,7 @@ constexpr int kWantedPipeBytes = 1 << 20;
 absl::StatusOr<std::unique_ptr<SplicePipe>> SplicePipe::Open() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("pipe2: ", std::strerror(errno)));
+    return absl::ErrnoToStatus(errno, "pipe2");
   }
   UniqueFd read_end(fds[0]), write_end(fds[1]);
   int capacity = fcntl(write_end.get(), F_SETPIPE_SZ, kWantedPipeBytes);
@@ -44,14 +45,12 @@ absl::Status SplicePipe::Copy(int file_fd, uint64_t file_offset, int memfd, uint
           absl::StrCat("the model file's filesystem cannot splice (", what, ")"));
     }
     if (filled < 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("reading ", what, " at file offset ",
-                                                     file_offset + done, ": ",
-                                                     std::strerror(errno)));
+      const int err = errno;
+      return absl::ErrnoToStatus(
+          err, absl::StrCat("reading ", what, " at file offset ", file_offset + done));
     }
     if (filled == 0) {
-      return absl::DataLossError(absl::StrCat("model file ended at offset ", file_offset + done,
-                                              " inside ", what,
-                                              " (was it truncated while loading?)"));
+      return TruncatedError(file_offset + done, what);
     }
     for (ssize_t left = filled; left > 0;) {
       ssize_t put = splice(read_end_.get(), nullptr, memfd, &out, static_cast<size_t>(left),
@@ -59,8 +58,7 @@ absl::Status SplicePipe::Copy(int file_fd, uint64_t file_offset, int memfd, uint
       if (put < 0 && errno == EINTR) continue;
       if (put <= 0) {
         const int err = put < 0 ? errno : EIO;
-        return absl::ErrnoToStatus(err, absl::StrCat("copying ", what, " into its arena: ",
-                                                     std::strerror(err)));
+        return absl::ErrnoToStatus(err, absl::StrCat("copying ", what, " into its arena"));
       }
       left -= put;
     }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/devices/cuda/cuda_arena.h"
+#include "daemon/fdpass/pread_full.h"
 #include "distorch/units.h"
 
 namespace distorch {
@@ -41,24 +42,9 @@ std::string Describe(const CopyChunk& chunk, uint64_t file_offset) {
   return "the model file";
 }
 
-absl::Status PreadFull(int fd, uint8_t* dst, const CopyChunk& chunk) {
-  uint64_t done = 0;
-  while (done < chunk.size) {
-    const uint64_t at = chunk.file_offset + done;
-    ssize_t got = pread(fd, dst + done, chunk.size - done, static_cast<off_t>(at));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      return absl::ErrnoToStatus(errno,
-                                 absl::StrCat("reading ", Describe(chunk, at), " at offset ", at));
-    }
-    if (got == 0) {
-      return absl::DataLossError(absl::StrCat("model file ended at offset ", at, " inside ",
-                                              Describe(chunk, at),
-                                              " (was it truncated while loading?)"));
-    }
-    done += static_cast<uint64_t>(got);
-  }
-  return absl::OkStatus();
+absl::Status PreadChunk(int fd, uint8_t* dst, const CopyChunk& chunk) {
+  return PreadFull(fd, dst, chunk.size, chunk.file_offset,
+                   [&chunk](uint64_t at) { return Describe(chunk, at); });
 }
 
 }  // namespace
@@ -203,7 +189,7 @@ absl::Status CudaCopyEngine::CopyFileRanges(int fd, const std::vector<FileRange>
         return fail(st);
       }
       land(s);
-      if (absl::Status st = PreadFull(fd, s.host, chunk); !st.ok()) return fail(st);
+      if (absl::Status st = PreadChunk(fd, s.host, chunk); !st.ok()) return fail(st);
       for (const CopyChunk::Piece& p : chunk.pieces) {
         cudaError_t err = cudaMemcpyAsync(dst + p.arena_offset, s.host + p.buffer_offset, p.size,
                                           cudaMemcpyHostToDevice, stream);
