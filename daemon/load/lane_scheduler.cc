@@ -1,24 +1,31 @@
 #include "daemon/load/lane_scheduler.h"
 
 namespace distorch {
+namespace {
+
+std::vector<std::vector<size_t>> ItemsByLane(const std::vector<size_t>& lane_of_item,
+                                             size_t lanes) {
+  std::vector<std::vector<size_t>> items(lanes);
+  for (size_t i = 0; i < lane_of_item.size(); ++i) items[lane_of_item[i]].push_back(i);
+  return items;
+}
+
+}  // namespace
 
 LaneScheduler::LaneScheduler(const std::vector<size_t>& lane_of_item, size_t lanes)
-    : items_(lanes), next_(lanes, 0), workers_(lanes, 0) {
-  for (size_t i = 0; i < lane_of_item.size(); ++i) items_[lane_of_item[i]].push_back(i);
-}
+    : items_(ItemsByLane(lane_of_item, lanes)), next_(lanes, 0), workers_(lanes, 0) {}
 
 std::optional<LaneScheduler::Grant> LaneScheduler::Next(std::optional<size_t> preferred) {
   absl::MutexLock lock(&mu_);
-  auto left = [&](size_t lane) { return items_[lane].size() - next_[lane]; };
   std::optional<size_t> pick;
-  if (preferred.has_value() && *preferred < items_.size() && left(*preferred) > 0 &&
+  if (preferred.has_value() && *preferred < items_.size() && LeftLocked(*preferred) > 0 &&
       workers_[*preferred] == 0) {
     pick = preferred;
   } else {
     for (size_t lane = 0; lane < items_.size(); ++lane) {
-      if (left(lane) == 0) continue;
+      if (LeftLocked(lane) == 0) continue;
       if (!pick.has_value() || workers_[lane] < workers_[*pick] ||
-          (workers_[lane] == workers_[*pick] && left(lane) > left(*pick))) {
+          (workers_[lane] == workers_[*pick] && LeftLocked(lane) > LeftLocked(*pick))) {
         pick = lane;
       }
     }
@@ -27,6 +34,8 @@ std::optional<LaneScheduler::Grant> LaneScheduler::Next(std::optional<size_t> pr
   ++workers_[*pick];
   return Grant{items_[*pick][next_[*pick]++], *pick};
 }
+
+size_t LaneScheduler::LeftLocked(size_t lane) const { return items_[lane].size() - next_[lane]; }
 
 void LaneScheduler::Done(size_t lane) {
   absl::MutexLock lock(&mu_);

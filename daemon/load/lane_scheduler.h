@@ -32,8 +32,12 @@ class LaneScheduler {
   void Done(size_t lane);
 
  private:
+  // Items not yet granted in `lane`.
+  size_t LeftLocked(size_t lane) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;
-  std::vector<std::vector<size_t>> items_;  // per lane, in index order
+  // Per lane, in index order; written only by the constructor, so read without mu_.
+  const std::vector<std::vector<size_t>> items_;
   std::vector<size_t> next_ ABSL_GUARDED_BY(mu_);     // per lane: next position in items_
   std::vector<int> workers_ ABSL_GUARDED_BY(mu_);     // per lane: grants not yet Done
 };

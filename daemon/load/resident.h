@@ -2,6 +2,17 @@
 // model's blocks, and where each tensor sits in them. Owned by the Broker
 // (shared with in-flight replies and fd-channel offers); freed with the last
 // reference after the registry ends the residency.
+//
+// Thread contract (no mutex: immutable once published). The loading thread
+// fills every plain field and `arenas` (Broker::PlaceOrAttach, under the
+// placement lock) before the Broker publishes the Resident in its map under
+// Broker::mu_; from then on those fields, the `arenas` vector and its pointers
+// are read-only and read from any thread without a lock. Only the loading
+// thread (and its worker pool, on disjoint ranges) writes the arenas' memory
+// and seals them; no client gets an arena before the registry marks the
+// residency ready. The two fields that change later are atomics:
+// `bytes_loaded` (loader workers add, anyone reads) and `cancelled` (the
+// Broker sets it when the residency ends, the loader polls it).
 #ifndef DISTORCH_DAEMON_LOAD_RESIDENT_H_
 #define DISTORCH_DAEMON_LOAD_RESIDENT_H_
 

@@ -12,16 +12,19 @@ SessionReactor::SessionReactor(BrokerService* service) : service_(service) {
 }
 
 void SessionReactor::Push(v1::SessionEvent event) {
-  bool start = false;
+  // Taken under the lock: another thread may push_back meanwhile. The element
+  // stays put (a deque's push_back moves none) until OnWriteDone pops it.
+  const v1::SessionEvent* first = nullptr;
   {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
     outbox_.push_back(std::move(event));
-    start = !writing_;
-    writing_ = true;
+    if (!writing_) {
+      writing_ = true;
+      first = &outbox_.front();
+    }
   }
-  // outbox_.front() is stable until OnWriteDone pops it.
-  if (start) StartWrite(&outbox_.front());
+  if (first != nullptr) StartWrite(first);
 }
 
 void SessionReactor::OnWriteDone(bool ok) {
