@@ -4,7 +4,8 @@
 # The Python tests run twice: on Debian 12's torch 1.13 and, label torch2, on torch 2.6 in a
 # Debian 13 chroot that scripts/torch2-env.sh creates once per machine (outside the clone) while
 # the C++ build runs. DISTORCH_TORCH2=0 leaves that chroot out (its tests then report skipped).
-# Long fuzz runs are separate: tests/fuzz/run.sh (docs/testing.md).
+# Then the daemon's tests under sanitizers (scripts/check-sanitizers.sh; DISTORCH_SANITIZERS=0
+# leaves them out). Long fuzz runs are separate: tests/fuzz/run.sh (docs/testing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -34,5 +35,11 @@ fi
 rm -f "$torch2_log"
 
 BUILD_DIR=${DISTORCH_BUILD_DIR:-build}
-cd "$BUILD_DIR"
-ctest --output-on-failure --timeout 600 -j"${DISTORCH_TEST_JOBS:-2}" "$@"
+(cd "$BUILD_DIR" && ctest --output-on-failure --timeout 600 -j"${DISTORCH_TEST_JOBS:-2}" "$@")
+
+# The Catch2 and daemon-starting integration tests again under ASan + UBSan (LeakSanitizer on),
+# from a second build (build-asan/) of only what they need; docs/testing.md has what runs and
+# what it costs. DISTORCH_SANITIZERS=0 leaves it out.
+if [[ "${DISTORCH_SANITIZERS:-1}" != 0 ]]; then
+  ./scripts/check-sanitizers.sh
+fi

@@ -50,12 +50,20 @@ class Daemon:
         return models
 
     def stop(self):
+        """SIGTERM, which must exit 0: a crash, or a sanitizer's leak or UB report
+        (scripts/check-sanitizers.sh), fails the test with the log's tail."""
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
+            rc = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            rc = self.proc.wait()
         self.log.close()
+        if rc != 0:
+            with open(self.log.name, errors="replace") as f:
+                text = f.read()[-20000:]
+            print(f"\n--- distorchd log ({self.log.name}) ---\n{text}")
+            raise AssertionError(f"distorchd exited with {rc} on SIGTERM (log above)")
 
 
 class Worker:
