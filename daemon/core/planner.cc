@@ -24,9 +24,7 @@
 namespace distorch {
 
 uint64_t DeviceCapacity::available() const {
-  uint64_t taken = reserve + broker_used;
-  if (taken < reserve) return 0;  // the sum overflowed: nothing is left
-  return free > taken ? free - taken : 0;
+  return free > reserve ? free - reserve : 0;
 }
 
 
@@ -398,7 +396,7 @@ class Planner {
                         FormatBytes(s.placed() - c.available()), ": placing ",
                         FormatBytes(s.placed()), spilled, ", ", FormatBytes(c.available()),
                         " available (free ", FormatBytes(c.free), " - reserve ",
-                        FormatBytes(c.reserve), " - broker ", FormatBytes(c.broker_used), ")");
+                        FormatBytes(c.reserve), ")");
   }
 
   absl::Status CheckCapacity() {

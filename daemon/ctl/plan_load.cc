@@ -52,13 +52,13 @@ absl::StatusOr<v1::Placement> PlanOffline(const CtlContext& ctx, std::vector<Ten
   bool have_cpu = false;
   std::optional<DeviceId> first_gpu;
   for (const DeviceSpecEntry& e : *spec) {
-    request.devices.push_back(DeviceCapacity{e.device, e.bytes, e.bytes, 0, 0});
+    request.devices.push_back(DeviceCapacity{e.device, e.bytes, e.bytes, 0});
     have_cpu |= e.device.is_cpu();
     if (!e.device.is_cpu() && !first_gpu) first_gpu = e.device;
   }
   if (!have_cpu) {
     HostMemory mem = ReadHostMemory();
-    request.devices.push_back(DeviceCapacity{DeviceId::Cpu(), mem.total, mem.available, 0, 0});
+    request.devices.push_back(DeviceCapacity{DeviceId::Cpu(), mem.total, mem.available, 0});
   }
   absl::StatusOr<AllocSpec> alloc = ParseAllocation(ctx.args->Get("alloc").value_or(""));
   if (!alloc.ok()) return alloc.status();

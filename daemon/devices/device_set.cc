@@ -67,8 +67,7 @@ std::vector<DeviceCapacity> DeviceSet::Inventory() const {
     c.id = e.device->id();
     c.total = stats.total;
     c.free = stats.free;
-    c.reserve = e.settings.reserve;
-    c.broker_used = 0;  // arenas are allocated under the plan lock: `free` counts them
+    c.reserve = e.settings.reserve;  // the broker's arenas are already out of `free`
     out.push_back(c);
   }
   return out;

@@ -31,9 +31,8 @@ struct DeviceCapacity {
   uint64_t total = 0;        // physical (or simulated) size
   uint64_t free = 0;         // free now, as the device reports it
   uint64_t reserve = 0;      // left free for activations / other processes
-  uint64_t broker_used = 0;  // already placed by the broker but not yet
-                             // reflected in `free` (reservations in flight)
-  // free - reserve - broker_used, clamped at 0.
+  // free - reserve, clamped at 0. The broker's own arenas are already out of
+  // `free`: they are allocated under the placement lock, before the next plan.
   uint64_t available() const;
 };
 

@@ -56,13 +56,13 @@ PlanRequest BigRequest() {
     e.device = DeviceId::Cuda(i);
     e.bytes = 16 * kGiB;
     r.alloc.entries.push_back(e);
-    r.devices.push_back({DeviceId::Cuda(i), 80 * kGiB, 78 * kGiB, 2 * kGiB, 0});
+    r.devices.push_back({DeviceId::Cuda(i), 80 * kGiB, 78 * kGiB, 2 * kGiB});
   }
   AllocEntry rest;
   rest.device = DeviceId::Cpu();
   rest.is_rest = true;
   r.alloc.entries.push_back(rest);
-  r.devices.push_back({DeviceId::Cpu(), 512 * kGiB, 400 * kGiB, 8 * kGiB, 0});
+  r.devices.push_back({DeviceId::Cpu(), 512 * kGiB, 400 * kGiB, 8 * kGiB});
   r.pins = {"double_blocks.0", "double_blocks.1249.img_attn_7"};
   return r;
 }

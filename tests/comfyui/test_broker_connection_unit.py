@@ -136,13 +136,12 @@ class SimDeviceStub(StubClient):
         need = self.scale * sum(t.numel() * t.element_size() for t in reader(path).values())
         broker = sum(sum(t.numel() * t.element_size() for t in m.tensors.values())
                      for m in self.live if not m.released)
-        available = self.free_bytes() - broker
+        available = self.free_bytes() - broker  # the broker's models are not free
         if need > available:
             self.refused += 1
             raise DistorchError("RESOURCE_EXHAUSTED",
                                 f"sim:0 is short by {fmt(need - available)}: placing {fmt(need)}, "
-                                f"{fmt(available)} available (free {fmt(self.free_bytes())} - reserve "
-                                f"0 B - broker {fmt(broker)})")
+                                f"{fmt(available)} available (free {fmt(available)} - reserve 0 B)")
         return super().load(path, **kw)
 
 
@@ -220,6 +219,11 @@ def test_shortage_messages_parse():
     (s,) = make_room.shortages(e)
     assert s.device == "sim:1" and abs(s.missing - 1.5 * 2**30) < 2**23
     assert abs(s.needed_free - 5 * 2**30) < 2**24  # placing + reserve + broker
+    (n,) = make_room.shortages(DistorchError(
+        "RESOURCE_EXHAUSTED", "sim:1 is short by 1.50 GiB: placing 3.00 GiB, 1.50 GiB available "
+        "(free 3.50 GiB - reserve 2.00 GiB); lower the allocation or allow spilling to cpu"))
+    assert n.device == "sim:1" and abs(n.missing - 1.5 * 2**30) < 2**23
+    assert abs(n.needed_free - 5 * 2**30) < 2**24  # placing + reserve
     (a,) = make_room.shortages(DistorchError("RESOURCE_EXHAUSTED",
                                              "cuda:0: cannot allocate 3.00 GiB, 1.00 GiB free"))
     assert a.device == "cuda:0" and abs(a.missing - 2 * 2**30) < 2**24

@@ -65,8 +65,7 @@ Case RandomCase(uint64_t seed) {
   for (const DeviceId& id : ids) {
     uint64_t total = (1 + rng.Below(64)) * kGiB;
     uint64_t free = total / 4 + rng.Below(total / kMiB * 3 / 4 + 1) * kMiB;
-    r.devices.push_back({id, total, free, rng.Below(2) * rng.Below(free / kMiB + 1) * kMiB / 4,
-                         rng.OneIn(4) ? rng.Below(4) * kGiB : 0});
+    r.devices.push_back({id, total, free, rng.Below(2) * rng.Below(free / kMiB + 1) * kMiB / 4});
   }
   rng.Shuffle(r.devices);
   r.compute = ids[rng.Below(ids.size())];

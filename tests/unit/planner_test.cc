@@ -41,7 +41,7 @@ std::vector<TensorInfo> Uniform(int count, uint64_t bytes) {
 }
 
 DeviceCapacity Cap(DeviceId id, uint64_t free, uint64_t reserve = 0) {
-  return DeviceCapacity{id, free, free, reserve, 0};
+  return DeviceCapacity{id, free, free, reserve};
 }
 
 AllocEntry Bytes(DeviceId d, uint64_t b) {
@@ -370,7 +370,7 @@ TEST_CASE("Pinned and tiny blocks stay on compute and count against its quota", 
     absl::StatusOr<Placement> q = PlanPlacement(r);
     CHECK(q.status().message() ==
           "cuda:0 is short by 1.00 GiB: placing 2.00 GiB, 1.00 GiB available "
-          "(free 1.00 GiB - reserve 0 B - broker 0 B)");
+          "(free 1.00 GiB - reserve 0 B)");
   }
   SECTION("an unlisted compute device holds only them, listed last") {
     r.alloc = Spec(AllocMode::kBytes, {Bytes(kGpu1, 4 * kGiB), Rest(kCpu)});
@@ -387,13 +387,13 @@ TEST_CASE("Over-subscription names the short device and the missing bytes", "[pl
   const DeviceId sim1 = DeviceId::Sim(1);
   AllocSpec spec = Spec(AllocMode::kBytes, {Bytes(sim1, 3 * kGiB), Rest(kCpu)});
   PlanRequest r = Request(Uniform(6, kGiB), spec, kCpu);
-  r.devices.push_back(DeviceCapacity{sim1, 8 * kGiB, 2 * kGiB + kGiB / 2, kGiB / 2, kGiB / 2});
+  r.devices.push_back(DeviceCapacity{sim1, 8 * kGiB, 2 * kGiB, kGiB / 2});
   absl::StatusOr<Placement> p = PlanPlacement(r);
   CHECK(p.status().code() == absl::StatusCode::kResourceExhausted);
   CHECK(p.status().message() ==
         "sim:1 is short by 1.50 GiB: placing 3.00 GiB, 1.50 GiB available "
-        "(free 2.50 GiB - "
-        "reserve 512.00 MiB - broker 512.00 MiB); lower the allocation or "
+        "(free 2.00 GiB - "
+        "reserve 512.00 MiB); lower the allocation or "
         "allow spilling to cpu");
 
   SECTION("allow_spill moves the excess to the rest device") {
@@ -414,7 +414,7 @@ TEST_CASE("Over-subscription names the short device and the missing bytes", "[pl
     CHECK(q.status().message() ==
           "cpu is short by 1.00 GiB: placing 5.00 GiB (2.00 GiB of it spilled "
           "from sim:1), "
-          "4.00 GiB available (free 4.00 GiB - reserve 0 B - broker 0 B); give "
+          "4.00 GiB available (free 4.00 GiB - reserve 0 B); give "
           "the other devices more of the model or free memory on cpu");
   }
 }

@@ -132,8 +132,8 @@ TEST_CASE("A part is planned as a model of its own", "[part][planner]") {
   REQUIRE(part.ok());
   for (size_t i : *part) request.tensors.push_back(ckpt[i]);
   request.compute = DeviceId::Cuda(0);
-  request.devices = {DeviceCapacity{DeviceId::Cpu(), 64 * kGiB, 64 * kGiB, 0, 0},
-                     DeviceCapacity{DeviceId::Cuda(0), 3 * kMiB, 3 * kMiB, 0, 0}};
+  request.devices = {DeviceCapacity{DeviceId::Cpu(), 64 * kGiB, 64 * kGiB, 0},
+                     DeviceCapacity{DeviceId::Cuda(0), 3 * kMiB, 3 * kMiB, 0}};
   AllocEntry gpu;
   gpu.device = DeviceId::Cuda(0);
   gpu.bytes = 2 * kMiB;

@@ -2,7 +2,7 @@
 
 distorchd refuses a load that does not fit (RESOURCE_EXHAUSTED): the planner
 says "sim:1 is short by 1.50 GiB: placing 3.00 GiB, 1.50 GiB available (free
-3.50 GiB - reserve 2.00 GiB - broker 0 B)", an arena allocation "cuda:0:
+3.50 GiB - reserve 2.00 GiB)", an arena allocation "cuda:0:
 cannot allocate 3.00 GiB, 1.50 GiB free". When ComfyUI's own models or
 torch's allocator cache in *this* process hold memory on that device, it is
 freed through ComfyUI (`free_memory` until the device has what the load needs
@@ -33,15 +33,15 @@ _UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40
 _SIZE = r"([\d.]+) (B|KiB|MiB|GiB|TiB|PiB)"
 _SHORT = re.compile(r"([a-z]+(?::\d+)?) is short by " + _SIZE + r": placing " + _SIZE
                     + r"(?: \([^)]*\))?, " + _SIZE + r" available \(free " + _SIZE + r" - reserve "
-                    + _SIZE + r" - broker " + _SIZE + r"\)")
+                    + _SIZE + r"(?: - broker " + _SIZE + r")?\)")  # older daemons add "- broker 0 B"
 _ARENA = re.compile(r"([a-z]+(?::\d+)?): cannot allocate " + _SIZE + r", " + _SIZE + r" free")
 
 
 @dataclass(frozen=True)
 class Shortage:
     """One device the broker is short on: `needed_free` is what the device
-    must have free for the load (the bytes placed there, its reserve and the
-    broker's in-flight bytes: what is free now plus the bytes missing)."""
+    must have free for the load (the bytes placed there and its reserve: what
+    is free now plus the bytes missing)."""
     device: str
     missing: int
     needed_free: int
@@ -61,7 +61,7 @@ def shortages(error: BaseException) -> List[Shortage]:
     for m in _SHORT.finditer(text):
         device, short = m.group(1), _bytes(m.group(2), m.group(3))
         placing, reserve = _bytes(m.group(4), m.group(5)), _bytes(m.group(10), m.group(11))
-        broker = _bytes(m.group(12), m.group(13))
+        broker = _bytes(m.group(12), m.group(13)) if m.group(12) else 0
         found.append(Shortage(device, short, placing + reserve + broker))
     for m in _ARENA.finditer(text):
         asked, free = _bytes(m.group(2), m.group(3)), _bytes(m.group(4), m.group(5))
