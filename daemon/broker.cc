@@ -83,8 +83,8 @@ SessionId Broker::OpenSession(const std::string& client_name, int pid) {
 
 void Broker::CloseSession(SessionId session) {
   registry_.CloseSession(session, absl::Now());
-  spdlog::info("session {} disconnected; its leases end in {} unless it was kept",
-               session, absl::FormatDuration(config_.grace_period));
+  spdlog::info("session {} disconnected; its leases end in {} unless it was kept", session,
+               absl::FormatDuration(config_.grace_period));
 }
 
 std::shared_ptr<Resident> Broker::FindResident(ResidencyId id) const {
@@ -107,8 +107,7 @@ void Broker::Dispose(const std::vector<EndedResidency>& ended, absl::string_view
     }
     tickets_.DropOffers(e.id);
     spdlog::info("model {} '{}' ejected: {}; freeing {}{}", e.id, e.name, why,
-                 DescribeBytes(e.bytes_by_device),
-                 e.was_loading ? " (after its load stops)" : "");
+                 DescribeBytes(e.bytes_by_device), e.was_loading ? " (after its load stops)" : "");
     // `resident` (and its arenas) go when the last reply or offer holding it
     // is done; usually right here.
   }
@@ -122,19 +121,18 @@ absl::StatusOr<PlanOutcome> Broker::Plan(const PlanArgs& args) const {
   std::vector<TensorInfo> tensors;
   tensors.reserve(part->size());
   for (size_t i : *part) tensors.push_back(args.tensors[i]);
-  absl::StatusOr<PlanRequest> request = BuildPlanRequest(
-      PlanInputs{std::move(tensors), args.allocation, args.compute_device, args.pins,
-                 args.allow_spill},
-      devices_->DefaultCompute(), devices_->Inventory());
+  absl::StatusOr<PlanRequest> request =
+      BuildPlanRequest(PlanInputs{std::move(tensors), args.allocation, args.compute_device,
+                                  args.pins, args.allow_spill},
+                       devices_->DefaultCompute(), devices_->Inventory());
   if (!request.ok()) return request.status();
   absl::StatusOr<Placement> placement = PlanPlacement(*request);
   if (!placement.ok()) return placement.status();
-  return PlanOutcome{*std::move(placement), request->alloc.ToString(),
-                     request->compute.ToString()};
+  return PlanOutcome{*std::move(placement), request->alloc.ToString(), request->compute.ToString()};
 }
 
-absl::StatusOr<LoadOutcome> Broker::Attach(
-    ResidencyId id, LeaseId lease, const LoadProgress& progress) {
+absl::StatusOr<LoadOutcome> Broker::Attach(ResidencyId id, LeaseId lease,
+                                           const LoadProgress& progress) {
   // Another session is loading it: wait, reporting its progress.
   while (true) {
     absl::Status ready = registry_.AwaitReady(id, absl::Milliseconds(200));
@@ -177,10 +175,10 @@ absl::StatusOr<Broker::Placed> Broker::PlaceOrAttach(const LoadArgs& args, Opene
   absl::MutexLock plan_lock(&placement_mu_);
   // Parse the allocation and compute device even when attaching, so a bad
   // request is refused the same way whether the model is resident or not.
-  absl::StatusOr<PlanRequest> request = BuildPlanRequest(
-      PlanInputs{model.header.stored, args.allocation, args.compute_device, args.pins,
-                 args.allow_spill},
-      devices_->DefaultCompute(), devices_->Inventory());
+  absl::StatusOr<PlanRequest> request =
+      BuildPlanRequest(PlanInputs{model.header.stored, args.allocation, args.compute_device,
+                                  args.pins, args.allow_spill},
+                       devices_->DefaultCompute(), devices_->Inventory());
   if (!request.ok()) return request.status();
   Placed placed;
   placed.wanted_allocation = request->alloc.ToString();
@@ -190,9 +188,10 @@ absl::StatusOr<Broker::Placed> Broker::PlaceOrAttach(const LoadArgs& args, Opene
   if (!new_key.ok()) return new_key.status();
   if (!new_key->has_value()) return placed;  // attached
   if (!(*new_key)->placement.empty()) {
-    spdlog::info("session {} asked for its own placement of '{}' ({} on {}): loading a "
-                 "second residency", session, args.name, placed.wanted_allocation,
-                 placed.wanted_compute);
+    spdlog::info(
+        "session {} asked for its own placement of '{}' ({} on {}): loading a "
+        "second residency",
+        session, args.name, placed.wanted_allocation, placed.wanted_compute);
   }
   absl::StatusOr<std::shared_ptr<Resident>> resident = PlanAndAllocate(args.name, model, *request);
   if (!resident.ok()) return resident.status();
@@ -221,9 +220,9 @@ absl::StatusOr<std::optional<ModelKey>> Broker::AcquireExisting(const LoadArgs& 
   // A residency to attach to may end between the choice and the lease (its
   // last lease goes outside the placement lock): then choose again.
   for (int tries = 0;; ++tries) {
-    ResidencyChoice choice = ChooseResidency(
-        registry_.FindSameModel(key), key, args.own_placement, placed->wanted_allocation,
-        placed->wanted_compute, [this](ResidencyId id) { return FindResident(id); });
+    ResidencyChoice choice = ChooseResidency(registry_.FindSameModel(key), key, args.own_placement,
+                                             placed->wanted_allocation, placed->wanted_compute,
+                                             [this](ResidencyId id) { return FindResident(id); });
     if (!choice.attach.has_value()) return std::optional<ModelKey>(std::move(choice.new_key));
     if (tries == 3) {
       return absl::UnavailableError(absl::StrCat(
@@ -307,8 +306,7 @@ absl::StatusOr<FreeOutcome> Broker::Release(SessionId session, LeaseId lease) {
   return out;
 }
 
-absl::StatusOr<FreeOutcome> Broker::Free(SessionId session, bool all_sessions,
-                                          bool unload_models) {
+absl::StatusOr<FreeOutcome> Broker::Free(SessionId session, bool all_sessions, bool unload_models) {
   FreeOutcome out;
   if (!unload_models) return out;
   std::vector<SessionId> sessions;
@@ -341,8 +339,8 @@ absl::StatusOr<uint64_t> Broker::SoftEmptyCache(SessionId session) {
 absl::StatusOr<int> Broker::SetKeepLoaded(SessionId session, ResidencyId model, bool keep) {
   absl::StatusOr<int> changed = registry_.SetKeepLoaded(session, model, keep);
   if (changed.ok()) {
-    spdlog::info("session {} set keep_loaded={} on model {} ({} lease(s))", session, keep,
-                 model, *changed);
+    spdlog::info("session {} set keep_loaded={} on model {} ({} lease(s))", session, keep, model,
+                 *changed);
   }
   return changed;
 }

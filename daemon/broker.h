@@ -20,10 +20,10 @@
 #include "absl/time/time.h"
 #include "daemon/config.h"
 #include "daemon/devices/device_set.h"
+#include "daemon/fdpass/ticket_book.h"
 #include "daemon/load/load_request.h"
 #include "daemon/load/open_model.h"
 #include "daemon/load/resident.h"
-#include "daemon/fdpass/ticket_book.h"
 #include "distorch/planner.h"
 #include "distorch/registry.h"
 
@@ -128,7 +128,7 @@ class Broker {
   struct Placed {
     Registry::Acquired acquired;
     std::shared_ptr<Resident> resident;
-    std::string note;  // for this load's reply (SharedPlacementNote)
+    std::string note;                               // for this load's reply (SharedPlacementNote)
     std::string wanted_allocation, wanted_compute;  // the request, canonical
   };
   // Under placement_mu_: acquire-or-attach, then plan, layout, allocate.

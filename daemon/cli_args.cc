@@ -42,8 +42,8 @@ absl::StatusOr<CliArgs> CliArgs::Parse(int argc, char** argv, const CliSpec& spe
     } else {
       std::set<std::string> all = spec.value_flags;
       all.insert(spec.bool_flags.begin(), spec.bool_flags.end());
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown flag --", name, " (known: --", absl::StrJoin(all, ", --"), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (known: --", absl::StrJoin(all, ", --"), ")"));
     }
   }
   return args;

@@ -1,10 +1,10 @@
 #include "daemon/config.h"
 
 #include <sys/un.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <toml++/toml.h>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -14,9 +14,9 @@
 namespace distorch {
 namespace {
 
-const char* const kTopLevelKeys[] = {"socket", "log_level", "grace_period_s", "cuda",
-                                     "devices", "load_threads", "host_segment_min",
-                                     "idle_exit_s", "device"};
+const char* const kTopLevelKeys[] = {"socket",  "log_level",    "grace_period_s",   "cuda",
+                                     "devices", "load_threads", "host_segment_min", "idle_exit_s",
+                                     "device"};
 const char* const kLogLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
 absl::Status KeyError(const std::string& file, absl::string_view key, absl::string_view what) {
@@ -59,15 +59,16 @@ absl::Status ApplyConfigFile(const std::string& path, DaemonConfig* config) {
     table = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     const toml::source_position& at = e.source().begin;
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", at.line, ":", at.column,
-                                                   ": not valid TOML: ", std::string(e.description())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ":", at.line, ":", at.column, ": not valid TOML: ", std::string(e.description())));
   }
   for (const auto& [key, node] : table) {
     bool known = false;
     for (const char* k : kTopLevelKeys) known |= (std::string(key.str()) == k);
     if (!known) {
-      return KeyError(path, std::string(key.str()),
-                      absl::StrCat("unknown key (known: ", absl::StrJoin(kTopLevelKeys, ", "), ")"));
+      return KeyError(
+          path, std::string(key.str()),
+          absl::StrCat("unknown key (known: ", absl::StrJoin(kTopLevelKeys, ", "), ")"));
     }
   }
   if (const toml::node* n = table.get("socket")) {
@@ -143,14 +144,14 @@ absl::Status ValidateConfig(const DaemonConfig& config) {
   bool level_ok = false;
   for (const char* l : kLogLevels) level_ok |= (config.log_level == l);
   if (!level_ok) {
-    return absl::InvalidArgumentError(absl::StrCat("log_level '", config.log_level,
-                                                   "': use one of ", absl::StrJoin(kLogLevels, ", ")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "log_level '", config.log_level, "': use one of ", absl::StrJoin(kLogLevels, ", ")));
   }
   // The fd channel path is the longer one; sockaddr_un limits both.
   if (config.fd_channel_path().size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "socket '", config.socket_path, "': path too long for a unix socket (",
-        sizeof(sockaddr_un{}.sun_path) - 4, " characters at most)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket '", config.socket_path, "': path too long for a unix socket (",
+                     sizeof(sockaddr_un{}.sun_path) - 4, " characters at most)"));
   }
   absl::flat_hash_set<int> sims;
   for (const DeviceSpecEntry& e : config.sim_devices) {
@@ -162,20 +163,20 @@ absl::Status ValidateConfig(const DaemonConfig& config) {
 }
 
 std::string DescribeConfig(const DaemonConfig& config) {
-  std::string out = absl::StrCat("socket: ", config.socket_path, "\nfd channel: ",
-                                 config.fd_channel_path(), "\nlog_level: ", config.log_level,
-                                 "\ngrace_period: ", absl::FormatDuration(config.grace_period),
-                                 "\ncuda discovery: ", config.cuda ? "on" : "off",
-                                 "\nload_threads: ", config.load_threads,
-                                 "\nhost_segment_min: ", FormatBytes(config.host_segment_min),
-                                 "\nidle exit: ",
-                                 config.idle_exit > absl::ZeroDuration()
-                                     ? absl::StrCat("after ", absl::FormatDuration(config.idle_exit),
-                                                    " with no sessions and no models")
-                                     : "never",
-                                 "\n");
+  std::string out = absl::StrCat(
+      "socket: ", config.socket_path, "\nfd channel: ", config.fd_channel_path(),
+      "\nlog_level: ", config.log_level,
+      "\ngrace_period: ", absl::FormatDuration(config.grace_period),
+      "\ncuda discovery: ", config.cuda ? "on" : "off", "\nload_threads: ", config.load_threads,
+      "\nhost_segment_min: ", FormatBytes(config.host_segment_min), "\nidle exit: ",
+      config.idle_exit > absl::ZeroDuration()
+          ? absl::StrCat("after ", absl::FormatDuration(config.idle_exit),
+                         " with no sessions and no models")
+          : "never",
+      "\n");
   for (const DeviceSpecEntry& e : config.sim_devices) {
-    absl::StrAppend(&out, "device ", e.device.ToString(), ": simulated, ", FormatBytes(e.bytes), "\n");
+    absl::StrAppend(&out, "device ", e.device.ToString(), ": simulated, ", FormatBytes(e.bytes),
+                    "\n");
   }
   for (const auto& [id, s] : config.device_settings) {
     absl::StrAppend(&out, "device ", id.ToString(), ": reserve ", FormatBytes(s.reserve),

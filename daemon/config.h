@@ -11,9 +11,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/socket_path.h"
 #include "distorch/device_id.h"
 #include "distorch/device_spec.h"
-#include "daemon/socket_path.h"
 
 namespace distorch {
 
@@ -40,7 +40,6 @@ struct DaemonConfig {
 
   std::string fd_channel_path() const { return socket_path + ".fd"; }
 };
-
 
 // Reads a TOML file on top of `config`. Every error names the file, the key and
 // what would be valid: "/etc/distorch/distorchd.toml: grace_period_s: must be a

@@ -40,8 +40,9 @@ absl::Status ApplyFlags(const CliArgs& args, DaemonConfig* config) {
 
 absl::StatusOr<DaemonInvocation> ParseDaemonFlags(int argc, char** argv) {
   absl::StatusOr<CliArgs> args =
-      CliArgs::Parse(argc, argv, {{"config", "socket", "devices", "log-level", "idle-exit-s"},
-                                  {"check-config", "help", "version"}});
+      CliArgs::Parse(argc, argv,
+                     {{"config", "socket", "devices", "log-level", "idle-exit-s"},
+                      {"check-config", "help", "version"}});
   if (!args.ok()) return args.status();
   DaemonInvocation run;
   if (args->Has("help")) {

@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/fdpass/scm_rights.h"
-#include "spdlog/sinks/stdout_color_sinks.h"
 #include "daemon/log.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
 
 namespace distorch {
 namespace {
@@ -83,15 +83,15 @@ absl::Status PrepareSocketPath(const std::string& path) {
   if (!dir.empty() && !std::filesystem::exists(dir)) {
     std::filesystem::create_directories(dir, ec);
     if (ec) {
-      return absl::PermissionDeniedError(absl::StrCat("cannot create socket directory ",
-                                                      dir.string(), ": ", ec.message()));
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create socket directory ", dir.string(), ": ", ec.message()));
     }
     chmod(dir.c_str(), 0750);
   }
   if (!std::filesystem::exists(path)) return absl::OkStatus();
   if (ConnectUnix(path).ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another distorchd is serving ", path, ": stop it or give another --socket"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("another distorchd is serving ", path, ": stop it or give another --socket"));
   }
   std::filesystem::remove(path, ec);  // stale: its daemon is gone
   if (ec) {

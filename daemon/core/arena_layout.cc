@@ -21,8 +21,8 @@ struct DeviceArenas {
 
 }  // namespace
 
-ArenaLayout ComputeArenaLayout(const std::vector<TensorInfo>& tensors,
-                               const Placement& placement, const ArenaLayoutOptions& options) {
+ArenaLayout ComputeArenaLayout(const std::vector<TensorInfo>& tensors, const Placement& placement,
+                               const ArenaLayoutOptions& options) {
   const uint64_t alignment = options.alignment;
   // Devices in the placement's order, so the layout is deterministic; a block
   // on a device the plan did not list (or listed with no bytes) goes last.

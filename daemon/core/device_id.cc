@@ -21,14 +21,10 @@ struct TypeName {
 // Every torch device type ComfyUI-MultiGPU lists in its device menus, so a
 // string written for it is read the same here, even where we cannot serve it.
 constexpr TypeName kTypeNames[] = {
-    {DeviceType::kCpu, "cpu", false},
-    {DeviceType::kCuda, "cuda", true},
-    {DeviceType::kSim, "sim", true},
-    {DeviceType::kMps, "mps", false},
-    {DeviceType::kXpu, "xpu", true},
-    {DeviceType::kNpu, "npu", true},
-    {DeviceType::kMlu, "mlu", true},
-    {DeviceType::kHpu, "hpu", true},
+    {DeviceType::kCpu, "cpu", false},          {DeviceType::kCuda, "cuda", true},
+    {DeviceType::kSim, "sim", true},           {DeviceType::kMps, "mps", false},
+    {DeviceType::kXpu, "xpu", true},           {DeviceType::kNpu, "npu", true},
+    {DeviceType::kMlu, "mlu", true},           {DeviceType::kHpu, "hpu", true},
     {DeviceType::kDirectml, "directml", true},
 };
 
@@ -55,43 +51,39 @@ absl::StatusOr<DeviceId> ParseDeviceId(absl::string_view text) {
   absl::string_view trimmed = absl::StripAsciiWhitespace(text);
   std::string quoted = absl::StrCat("'", absl::CHexEscape(trimmed), "'");
   if (trimmed.empty()) {
-    return absl::InvalidArgumentError(
-        "empty device name (use cpu, cuda:N or sim:N)");
+    return absl::InvalidArgumentError("empty device name (use cpu, cuda:N or sim:N)");
   }
   size_t colon = trimmed.find(':');
-  std::string type_name = absl::AsciiStrToLower(
-      absl::StripAsciiWhitespace(trimmed.substr(0, colon)));
+  std::string type_name =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(trimmed.substr(0, colon)));
   const TypeName* type = nullptr;
   for (const TypeName& t : kTypeNames) {
     if (type_name == t.name) type = &t;
   }
   if (type == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown device type '", absl::CHexEscape(type_name),
-                     "' in ", quoted, " (use cpu, cuda:N or sim:N)"));
+    return absl::InvalidArgumentError(absl::StrCat("unknown device type '",
+                                                   absl::CHexEscape(type_name), "' in ", quoted,
+                                                   " (use cpu, cuda:N or sim:N)"));
   }
   DeviceId id{type->type, 0};
-  if (colon == absl::string_view::npos)
-    return id;  // "cuda" means cuda:0, as in torch
+  if (colon == absl::string_view::npos) return id;  // "cuda" means cuda:0, as in torch
 
-  absl::string_view digits =
-      absl::StripAsciiWhitespace(trimmed.substr(colon + 1));
+  absl::string_view digits = absl::StripAsciiWhitespace(trimmed.substr(colon + 1));
   bool valid = !digits.empty() && digits.size() <= kMaxIndexDigits;
   for (char c : digits) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) valid = false;
   }
   if (!valid) {
-    return absl::InvalidArgumentError(absl::StrCat("bad device index in ",
-                                                   quoted, " (use ", type->name,
-                                                   ":N with N >= 0)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad device index in ", quoted, " (use ", type->name, ":N with N >= 0)"));
   }
   int index = 0;
   for (char c : digits) index = index * 10 + (c - '0');
   if (!type->indexed && index != 0) {
     // torch accepts "cpu:0" and "mps:0" but there is only ever one of each.
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad device index in ", quoted, " (there is one ",
-                     type->name, " device: write ", type->name, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("bad device index in ", quoted,
+                                                   " (there is one ", type->name, " device: write ",
+                                                   type->name, ")"));
   }
   id.index = index;
   return id;

@@ -18,8 +18,8 @@ absl::StatusOr<std::vector<DeviceSpecEntry>> ParseDeviceSpec(absl::string_view t
     absl::string_view trimmed = absl::StripAsciiWhitespace(item);
     std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(trimmed, '=');
     if (trimmed.find('=') == absl::string_view::npos || kv.first.empty() || kv.second.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "device spec entry '", trimmed, "': write DEVICE=SIZE, e.g. sim:0=24GiB"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("device spec entry '", trimmed, "': write DEVICE=SIZE, e.g. sim:0=24GiB"));
     }
     absl::StatusOr<DeviceId> device = ParseDeviceId(kv.first);
     if (!device.ok()) {

@@ -23,10 +23,7 @@
 
 namespace distorch {
 
-uint64_t DeviceCapacity::available() const {
-  return free > reserve ? free - reserve : 0;
-}
-
+uint64_t DeviceCapacity::available() const { return free > reserve ? free - reserve : 0; }
 
 namespace {
 
@@ -392,11 +389,10 @@ class Planner {
       spilled = absl::StrCat(" (", FormatBytes(s.spilled_in), " of it spilled from ",
                              absl::StrJoin(spill_sources_, ", "), ")");
     }
-    return absl::StrCat(s.device.ToString(), " is short by ",
-                        FormatBytes(s.placed() - c.available()), ": placing ",
-                        FormatBytes(s.placed()), spilled, ", ", FormatBytes(c.available()),
-                        " available (free ", FormatBytes(c.free), " - reserve ",
-                        FormatBytes(c.reserve), ")");
+    return absl::StrCat(
+        s.device.ToString(), " is short by ", FormatBytes(s.placed() - c.available()), ": placing ",
+        FormatBytes(s.placed()), spilled, ", ", FormatBytes(c.available()), " available (free ",
+        FormatBytes(c.free), " - reserve ", FormatBytes(c.reserve), ")");
   }
 
   absl::Status CheckCapacity() {

@@ -81,20 +81,24 @@ std::vector<EndedResidency> Registry::ReapExpired(absl::Time now) {
   return ended;
 }
 
-absl::StatusOr<Registry::Acquired> Registry::Acquire(
-    SessionId session, const ModelKey& key, std::string name, bool keep_loaded,
-    std::map<DeviceId, uint64_t> bytes_by_device) {
+absl::StatusOr<Registry::Acquired> Registry::Acquire(SessionId session, const ModelKey& key,
+                                                     std::string name, bool keep_loaded,
+                                                     std::map<DeviceId, uint64_t> bytes_by_device) {
   absl::MutexLock lock(&mu_);
   auto s = sessions_.find(session);
   if (s == sessions_.end()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "session ", session, " is unknown (never opened, or closed and its grace period "
-        "passed): open a new session before loading '", name, "'"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("session ", session,
+                     " is unknown (never opened, or closed and its grace period "
+                     "passed): open a new session before loading '",
+                     name, "'"));
   }
   if (!s->second.connected) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "session ", session, " is closed (its stream ended): open a new session before "
-        "loading '", name, "'"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("session ", session,
+                     " is closed (its stream ended): open a new session before "
+                     "loading '",
+                     name, "'"));
   }
   Acquired out;
   auto existing = by_key_.find(key);
@@ -126,15 +130,13 @@ std::optional<ResidencyId> Registry::Find(const ModelKey& key) const {
   return it->second;
 }
 
-std::vector<std::pair<ResidencyId, ModelKey>> Registry::FindSameModel(
-    const ModelKey& key) const {
+std::vector<std::pair<ResidencyId, ModelKey>> Registry::FindSameModel(const ModelKey& key) const {
   absl::MutexLock lock(&mu_);
   std::vector<std::pair<ResidencyId, ModelKey>> out;
   for (const auto& [k, id] : by_key_) {
     if (k.SameModel(key)) out.emplace_back(id, k);
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
@@ -142,15 +144,16 @@ absl::Status Registry::MarkReady(ResidencyId residency) {
   absl::MutexLock lock(&mu_);
   auto it = residencies_.find(residency);
   if (it == residencies_.end()) {
-    return absl::CancelledError(absl::StrCat(
-        "residency ", residency, " ended while it loaded (every lease was released or it "
-        "was evicted): free the memory the load filled"));
+    return absl::CancelledError(
+        absl::StrCat("residency ", residency,
+                     " ended while it loaded (every lease was released or it "
+                     "was evicted): free the memory the load filled"));
   }
   if (it->second.state != ResidencyState::kLoading) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "residency ", residency, " ('", it->second.name, "') is ",
-        ResidencyStateName(it->second.state),
-        ", not loading: only its loader marks it ready, once"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("residency ", residency, " ('", it->second.name, "') is ",
+                     ResidencyStateName(it->second.state),
+                     ", not loading: only its loader marks it ready, once"));
   }
   it->second.state = ResidencyState::kReady;
   state_changed_.SignalAll();
@@ -164,8 +167,8 @@ void Registry::MarkFailed(ResidencyId residency, absl::Status why) {
   // fail, and ending it here would hide memory from whoever must free it.
   if (it == residencies_.end() || it->second.state != ResidencyState::kLoading) return;
   if (why.ok()) {
-    why = absl::InternalError(absl::StrCat("loading '", it->second.name,
-                                           "' failed without a reason"));
+    why = absl::InternalError(
+        absl::StrCat("loading '", it->second.name, "' failed without a reason"));
   }
   failures_.emplace_back(residency, std::move(why));
   while (failures_.size() > kMaxRecordedFailures) failures_.pop_front();
@@ -180,15 +183,16 @@ absl::Status Registry::AwaitReady(ResidencyId residency, absl::Duration timeout)
     auto it = residencies_.find(residency);
     if (it == residencies_.end()) {
       if (const absl::Status* failure = RecordedFailureLocked(residency)) return *failure;
-      return absl::CancelledError(absl::StrCat(
-          "residency ", residency, " ended before it was ready (every lease was released "
-          "or it was evicted)"));
+      return absl::CancelledError(
+          absl::StrCat("residency ", residency,
+                       " ended before it was ready (every lease was released "
+                       "or it was evicted)"));
     }
     if (it->second.state == ResidencyState::kReady) return absl::OkStatus();
     if (timed_out) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "'", it->second.name, "' (residency ", residency, ") is still loading after ",
-          absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(absl::StrCat("'", it->second.name, "' (residency ",
+                                                      residency, ") is still loading after ",
+                                                      absl::FormatDuration(timeout)));
     }
     timed_out = state_changed_.WaitWithDeadline(&mu_, deadline);
   }
@@ -215,15 +219,13 @@ std::vector<EndedResidency> Registry::Free(SessionId session,
   return ended;
 }
 
-absl::StatusOr<std::vector<EndedResidency>> Registry::Release(SessionId session,
-                                                              LeaseId lease,
+absl::StatusOr<std::vector<EndedResidency>> Registry::Release(SessionId session, LeaseId lease,
                                                               LeaseSnapshot* released) {
   absl::MutexLock lock(&mu_);
   auto it = leases_.find(lease);
   if (it == leases_.end() || it->second.session != session) {
-    return absl::NotFoundError(absl::StrCat(
-        "session ", session, " holds no lease ", lease,
-        " (already released, freed, or another session's)"));
+    return absl::NotFoundError(absl::StrCat("session ", session, " holds no lease ", lease,
+                                            " (already released, freed, or another session's)"));
   }
   if (released != nullptr) *released = SnapshotLeaseLocked(lease);
   std::vector<EndedResidency> ended;
@@ -231,8 +233,7 @@ absl::StatusOr<std::vector<EndedResidency>> Registry::Release(SessionId session,
   return ended;
 }
 
-absl::StatusOr<int> Registry::SetKeepLoaded(SessionId session, ResidencyId residency,
-                                            bool keep) {
+absl::StatusOr<int> Registry::SetKeepLoaded(SessionId session, ResidencyId residency, bool keep) {
   absl::MutexLock lock(&mu_);
   std::vector<LeaseId> held;
   if (auto s = sessions_.find(session); s != sessions_.end()) {
@@ -241,13 +242,14 @@ absl::StatusOr<int> Registry::SetKeepLoaded(SessionId session, ResidencyId resid
     }
   }
   if (held.empty()) {
-    return absl::NotFoundError(absl::StrCat("session ", session,
-                                            " holds no lease on residency ", residency));
+    return absl::NotFoundError(
+        absl::StrCat("session ", session, " holds no lease on residency ", residency));
   }
   if (session == kPinSession && !keep) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "residency ", residency, " is pinned and pins are always kept: release the pin "
-        "or evict the model instead"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("residency ", residency,
+                     " is pinned and pins are always kept: release the pin "
+                     "or evict the model instead"));
   }
   int changed = 0;
   for (LeaseId lease : held) {
@@ -263,9 +265,9 @@ absl::StatusOr<int> Registry::SetKeepLoaded(SessionId session, ResidencyId resid
 absl::StatusOr<EndedResidency> Registry::Evict(ResidencyId residency) {
   absl::MutexLock lock(&mu_);
   if (!residencies_.contains(residency)) {
-    return absl::NotFoundError(absl::StrCat(
-        "no residency ", residency, " (already freed or evicted; 'distorchctl models' "
-        "lists what is loaded)"));
+    return absl::NotFoundError(absl::StrCat("no residency ", residency,
+                                            " (already freed or evicted; 'distorchctl models' "
+                                            "lists what is loaded)"));
   }
   return EndResidencyLocked(residency);
 }
@@ -306,9 +308,9 @@ std::vector<SessionSnapshot> Registry::Sessions() const {
 absl::StatusOr<ResidencySnapshot> Registry::GetResidency(ResidencyId residency) const {
   absl::MutexLock lock(&mu_);
   if (!residencies_.contains(residency)) {
-    return absl::NotFoundError(absl::StrCat(
-        "no residency ", residency, " (its last lease ended, its load failed, or it was "
-        "evicted)"));
+    return absl::NotFoundError(absl::StrCat("no residency ", residency,
+                                            " (its last lease ended, its load failed, or it was "
+                                            "evicted)"));
   }
   return SnapshotResidencyLocked(residency);
 }
@@ -340,8 +342,7 @@ EndedResidency Registry::EndResidencyLocked(ResidencyId id) {
     ended.holders.push_back(session);
   }
   std::sort(ended.holders.begin(), ended.holders.end());
-  ended.holders.erase(std::unique(ended.holders.begin(), ended.holders.end()),
-                      ended.holders.end());
+  ended.holders.erase(std::unique(ended.holders.begin(), ended.holders.end()), ended.holders.end());
   by_key_.erase(residency.key);
   residencies_.erase(it);
   // Waiters re-check: a vanished residency means Cancelled or its failure.

@@ -22,8 +22,7 @@ namespace {
 using uint128 = unsigned __int128;
 
 constexpr char kUnitHelp[] = "use b, kb, mb, gb or tb";
-constexpr char kSizeHelp[] =
-    "give a number with an optional unit, e.g. 2.5gb or 512mib";
+constexpr char kSizeHelp[] = "give a number with an optional unit, e.g. 2.5gb or 512mib";
 
 uint128 Pow10(int n) {
   uint128 p = 1;
@@ -50,18 +49,14 @@ absl::Status CheckDecimal(absl::string_view number) {
   if (number.empty()) return absl::InvalidArgumentError("missing number");
   size_t dot = number.find('.');
   absl::string_view whole = number.substr(0, dot);
-  absl::string_view frac = dot == absl::string_view::npos
-                               ? absl::string_view()
-                               : number.substr(dot + 1);
-  if (!AllDigits(whole) || !AllDigits(frac) ||
-      (whole.empty() && frac.empty())) {
-    return absl::InvalidArgumentError(
-        "not a number (write digits with an optional '.', e.g. 2.5)");
+  absl::string_view frac =
+      dot == absl::string_view::npos ? absl::string_view() : number.substr(dot + 1);
+  if (!AllDigits(whole) || !AllDigits(frac) || (whole.empty() && frac.empty())) {
+    return absl::InvalidArgumentError("not a number (write digits with an optional '.', e.g. 2.5)");
   }
   if (whole.size() > kMaxDecimalDigits || frac.size() > kMaxDecimalDigits) {
     return absl::InvalidArgumentError(
-        absl::StrCat("too many digits (at most ", kMaxDecimalDigits,
-                     " before and after the '.')"));
+        absl::StrCat("too many digits (at most ", kMaxDecimalDigits, " before and after the '.')"));
   }
   return absl::OkStatus();
 }
@@ -80,21 +75,18 @@ absl::StatusOr<uint64_t> UnitMultiplier(absl::string_view unit) {
     absl::string_view tail = absl::string_view(u).substr(1);
     if (tail.empty() || tail == "b" || tail == "ib") return entry.multiple;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown unit '", absl::CHexEscape(unit), "' (", kUnitHelp, ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown unit '", absl::CHexEscape(unit), "' (", kUnitHelp, ")"));
 }
 
-absl::StatusOr<uint64_t> ScaleDecimal(absl::string_view number,
-                                      uint64_t multiplier) {
+absl::StatusOr<uint64_t> ScaleDecimal(absl::string_view number, uint64_t multiplier) {
   if (absl::Status ok = CheckDecimal(number); !ok.ok()) return ok;
   size_t dot = number.find('.');
   absl::string_view whole = number.substr(0, dot);
-  absl::string_view frac = dot == absl::string_view::npos
-                               ? absl::string_view()
-                               : number.substr(dot + 1);
-  uint128 value =
-      DigitsValue(whole) * multiplier +
-      DigitsValue(frac) * multiplier / Pow10(static_cast<int>(frac.size()));
+  absl::string_view frac =
+      dot == absl::string_view::npos ? absl::string_view() : number.substr(dot + 1);
+  uint128 value = DigitsValue(whole) * multiplier +
+                  DigitsValue(frac) * multiplier / Pow10(static_cast<int>(frac.size()));
   if (value > std::numeric_limits<uint64_t>::max()) {
     return absl::InvalidArgumentError("too large (the limit is 16 EiB)");
   }
@@ -110,8 +102,7 @@ absl::StatusOr<Quantity> ParseQuantity(absl::string_view text) {
   if (split == absl::string_view::npos) split = trimmed.size();
   Quantity q;
   q.number = trimmed.substr(0, split);
-  absl::string_view suffix =
-      absl::StripLeadingAsciiWhitespace(trimmed.substr(split));
+  absl::string_view suffix = absl::StripLeadingAsciiWhitespace(trimmed.substr(split));
   bool word = true;
   for (char c : suffix) {
     if (!absl::ascii_isalpha(static_cast<unsigned char>(c))) word = false;
@@ -143,13 +134,11 @@ absl::StatusOr<Quantity> ParseQuantity(absl::string_view text) {
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   std::string quoted = absl::StrCat("'", absl::CHexEscape(text), "'");
   if (absl::StripAsciiWhitespace(text).empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(quoted, ": empty size (", kSizeHelp, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(quoted, ": empty size (", kSizeHelp, ")"));
   }
   absl::StatusOr<Quantity> q = ParseQuantity(text);
   if (!q.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(quoted, ": ", q.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(quoted, ": ", q.status().message()));
   }
   switch (q->kind) {
     case Quantity::Kind::kSize:
@@ -157,8 +146,7 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
     case Quantity::Kind::kPlain: {  // a bare number is bytes
       absl::StatusOr<uint64_t> bytes = ScaleDecimal(q->number, 1);
       if (!bytes.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(quoted, ": ", bytes.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat(quoted, ": ", bytes.status().message()));
       }
       return *bytes;
     }
@@ -194,8 +182,7 @@ std::string FormatScaledDecimal(uint64_t value, uint64_t multiplier) {
     uint128 frac = (rem * scale + multiplier - 1) / multiplier;  // ceiling
     if (frac * multiplier < (rem + 1) * scale) {
       std::string frac_text = absl::StrCat(static_cast<uint64_t>(frac));
-      return absl::StrCat(
-          whole, ".", std::string(digits - frac_text.size(), '0'), frac_text);
+      return absl::StrCat(whole, ".", std::string(digits - frac_text.size(), '0'), frac_text);
     }
   }
   return absl::StrCat(whole);  // unreachable, see above
@@ -203,8 +190,7 @@ std::string FormatScaledDecimal(uint64_t value, uint64_t multiplier) {
 
 std::string FormatBytes(uint64_t bytes) {
   if (bytes < kKiB) return absl::StrCat(bytes, " B");
-  static constexpr const char* kNames[] = {"KiB", "MiB", "GiB",
-                                           "TiB", "PiB", "EiB"};
+  static constexpr const char* kNames[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   int unit = 0;
   double value = static_cast<double>(bytes) / kKiB;
   // Step up while the value would print as 1024.00 or more, so 1048575 bytes

@@ -22,7 +22,8 @@ absl::Status RunStatus(const CtlContext& ctx) {
   if (!client.ok()) return client.status();
   grpc::ClientContext rpc;
   v1::StatusReply reply;
-  if (absl::Status s = FromGrpcStatus((*client)->stub().Status(&rpc, {}, &reply)); !s.ok()) return s;
+  if (absl::Status s = FromGrpcStatus((*client)->stub().Status(&rpc, {}, &reply)); !s.ok())
+    return s;
   if (ctx.json) return PrintJson(reply);
   std::printf("distorchd %s, up %s, serving %s\n", reply.version().c_str(),
               absl::FormatDuration(absl::Milliseconds(reply.uptime_ms() / 1000 * 1000)).c_str(),
@@ -50,7 +51,8 @@ absl::Status RunDevices(const CtlContext& ctx) {
   for (const v1::DeviceInfo& d : reply.devices()) {
     std::string description = d.description();
     if (!d.pci_bus_id().empty()) absl::StrAppend(&description, " [", d.pci_bus_id(), "]");
-    if (!d.compute_capability().empty()) absl::StrAppend(&description, " sm_", d.compute_capability());
+    if (!d.compute_capability().empty())
+      absl::StrAppend(&description, " sm_", d.compute_capability());
     if (d.peers_size()) absl::StrAppend(&description, " peers: ", absl::StrJoin(d.peers(), ","));
     table.Add({d.name(), d.kind(), FormatBytes(d.total_bytes()), FormatBytes(d.free_bytes()),
                FormatBytes(d.reserve_bytes()), FormatBytes(d.broker_bytes()),
@@ -75,7 +77,8 @@ absl::Status RunModels(const CtlContext& ctx) {
   }
   Table table({"ID", "NAME", "PART", "STATE", "LOADED", "ALLOCATION", "DEVICES", "LEASES"});
   for (const v1::ModelInfo& m : reply.models()) {
-    std::string loaded = absl::StrCat(FormatBytes(m.bytes_loaded()), " / ", FormatBytes(m.bytes_total()));
+    std::string loaded =
+        absl::StrCat(FormatBytes(m.bytes_loaded()), " / ", FormatBytes(m.bytes_total()));
     std::string devices = absl::StrJoin(m.devices(), ", ", [](std::string* out, const auto& d) {
       absl::StrAppend(out, d.device(), " ", FormatBytes(d.bytes()));
     });
@@ -84,10 +87,10 @@ absl::Status RunModels(const CtlContext& ctx) {
     });
     // What the residency was placed for; "(own)" marks a second residency an
     // own_placement load asked for.
-    std::string allocation =
-        m.allocation().empty() ? "-"
-                               : absl::StrCat(m.allocation(), " on ", m.compute_device(),
-                                              m.own_placement() ? " (own)" : "");
+    std::string allocation = m.allocation().empty()
+                                 ? "-"
+                                 : absl::StrCat(m.allocation(), " on ", m.compute_device(),
+                                                m.own_placement() ? " (own)" : "");
     // A part of the file (tensor prefixes) is a residency of its own.
     std::string part = m.tensor_prefixes().empty() ? "-" : absl::StrJoin(m.tensor_prefixes(), ",");
     table.Add({absl::StrCat(m.model_id()), m.name(), part, m.state(), loaded, allocation, devices,
@@ -108,12 +111,13 @@ absl::Status RunSessions(const CtlContext& ctx) {
   if (ctx.json) return PrintJson(reply);
   Table table({"ID", "CLIENT", "PID", "STATE", "LEASES"});
   for (const v1::SessionInfo& s : reply.sessions()) {
-    std::string state = s.connected() ? "connected"
-                                      : absl::StrCat("gone ", s.disconnected_ms() / 1000, "s");
+    std::string state =
+        s.connected() ? "connected" : absl::StrCat("gone ", s.disconnected_ms() / 1000, "s");
     std::string leases = absl::StrJoin(s.leases(), ", ", [](std::string* out, const auto& l) {
       absl::StrAppend(out, l.model_name(), " #", l.model_id(), l.keep_loaded() ? " (keep)" : "");
     });
-    table.Add({absl::StrCat(s.session_id()), s.client_name(), absl::StrCat(s.pid()), state, leases});
+    table.Add(
+        {absl::StrCat(s.session_id()), s.client_name(), absl::StrCat(s.pid()), state, leases});
   }
   table.Print();
   return absl::OkStatus();
@@ -127,7 +131,8 @@ absl::Status RunFree(const CtlContext& ctx) {
   if (auto session = ctx.args->Get("session")) {
     uint64_t id;
     if (!absl::SimpleAtoi(*session, &id)) {
-      return absl::InvalidArgumentError(absl::StrCat("--session '", *session, "': give a session id"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--session '", *session, "': give a session id"));
     }
     request.set_session_id(id);
   } else if (ctx.args->Has("all")) {
@@ -138,7 +143,8 @@ absl::Status RunFree(const CtlContext& ctx) {
   }
   grpc::ClientContext rpc;
   v1::FreeReply reply;
-  if (absl::Status s = FromGrpcStatus((*client)->stub().Free(&rpc, request, &reply)); !s.ok()) return s;
+  if (absl::Status s = FromGrpcStatus((*client)->stub().Free(&rpc, request, &reply)); !s.ok())
+    return s;
   if (ctx.json) return PrintJson(reply);
   if (reply.released().empty()) std::printf("nothing to free (every lease is kept)\n");
   for (const v1::ModelRef& m : reply.released()) {
@@ -151,7 +157,8 @@ absl::Status RunFree(const CtlContext& ctx) {
 }
 
 absl::Status RunEvict(const CtlContext& ctx) {
-  if (ctx.operands.size() != 1) return absl::InvalidArgumentError("usage: distorchctl evict ID|NAME");
+  if (ctx.operands.size() != 1)
+    return absl::InvalidArgumentError("usage: distorchctl evict ID|NAME");
   absl::StatusOr<std::unique_ptr<BrokerClient>> client = ConnectForCtl(ctx);
   if (!client.ok()) return client.status();
   v1::EvictRequest request;
@@ -163,7 +170,8 @@ absl::Status RunEvict(const CtlContext& ctx) {
   }
   grpc::ClientContext rpc;
   v1::EvictReply reply;
-  if (absl::Status s = FromGrpcStatus((*client)->stub().Evict(&rpc, request, &reply)); !s.ok()) return s;
+  if (absl::Status s = FromGrpcStatus((*client)->stub().Evict(&rpc, request, &reply)); !s.ok())
+    return s;
   if (ctx.json) return PrintJson(reply);
   for (const v1::ModelRef& m : reply.evicted()) {
     std::printf("evicted model %llu '%s'\n", static_cast<unsigned long long>(m.model_id()),
@@ -177,7 +185,8 @@ absl::Status RunEmptyCache(const CtlContext& ctx) {
   if (!client.ok()) return client.status();
   grpc::ClientContext rpc;
   v1::SoftEmptyCacheReply reply;
-  if (absl::Status s = FromGrpcStatus((*client)->stub().SoftEmptyCache(&rpc, {}, &reply)); !s.ok()) {
+  if (absl::Status s = FromGrpcStatus((*client)->stub().SoftEmptyCache(&rpc, {}, &reply));
+      !s.ok()) {
     return s;
   }
   if (ctx.json) return PrintJson(reply);

@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/cli_args.h"
-#include "daemon/socket_path.h"
 #include "daemon/ctl/commands.h"
+#include "daemon/socket_path.h"
 
 namespace {
 
@@ -67,9 +67,9 @@ int main(int argc, char** argv) {
   ctx.operands.assign(args->positionals().begin() + 1, args->positionals().end());
 
   static const std::map<std::string, std::function<absl::Status(const CtlContext&)>> kCommands = {
-      {"status", RunStatus},   {"devices", RunDevices}, {"models", RunModels},
-      {"sessions", RunSessions}, {"plan", RunPlan},     {"load", RunLoad},
-      {"free", RunFree},       {"evict", RunEvict},     {"empty-cache", RunEmptyCache},
+      {"status", RunStatus},     {"devices", RunDevices}, {"models", RunModels},
+      {"sessions", RunSessions}, {"plan", RunPlan},       {"load", RunLoad},
+      {"free", RunFree},         {"evict", RunEvict},     {"empty-cache", RunEmptyCache},
   };
   const std::string& command = args->positionals()[0];
   auto it = kCommands.find(command);

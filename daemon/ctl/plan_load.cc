@@ -16,9 +16,9 @@
 #include "daemon/ctl/proto_json.h"
 #include "daemon/ctl/table.h"
 #include "daemon/devices/host_memory.h"
+#include "daemon/fdpass/unique_fd.h"
 #include "daemon/load/model_file.h"
 #include "daemon/rpc/core_convert.h"
-#include "daemon/fdpass/unique_fd.h"
 #include "distorch/device_spec.h"
 #include "distorch/planner.h"
 #include "distorch/tensor_part.h"
@@ -95,8 +95,8 @@ namespace {
 // they are on another device than the run's.
 struct BlockRun {
   int first = 0, last = 0;
-  std::string device, reason;  // of the run's non-tiny blocks
-  uint64_t bytes = 0;          // on `device`
+  std::string device, reason;                                      // of the run's non-tiny blocks
+  uint64_t bytes = 0;                                              // on `device`
   std::map<std::string, std::pair<int, uint64_t>> tiny_elsewhere;  // device -> count, bytes
 };
 
@@ -175,21 +175,21 @@ void PrintPlacement(const v1::Placement& placement, bool list_blocks) {
   std::printf("\n");
   std::vector<std::vector<std::string>> rows;
   for (const BlockRun& run : runs) {
-    std::string tiny = absl::StrJoin(
-        run.tiny_elsewhere, ", ", [](std::string* out, const auto& entry) {
+    std::string tiny =
+        absl::StrJoin(run.tiny_elsewhere, ", ", [](std::string* out, const auto& entry) {
           absl::StrAppend(out, "+ ", entry.second.first, " tiny on ", entry.first, " (",
                           FormatBytes(entry.second.second), ")");
         });
     const int count = run.last - run.first + 1;
     const std::string& first = placement.blocks(run.first).block();
-    rows.push_back({count == 1 ? absl::StrCat("block ", run.first)
-                               : absl::StrCat("blocks ", run.first, "-", run.last),
-                    absl::StrCat("(", count, count == 1 ? " block)" : " blocks)"),
-                    absl::StrCat("on ", run.device, run.reason.empty() ? "" : " (" + run.reason + ")"),
-                    FormatBytes(run.bytes),
-                    count == 1 ? first
-                               : absl::StrCat(first, " .. ", placement.blocks(run.last).block()),
-                    tiny});
+    rows.push_back(
+        {count == 1 ? absl::StrCat("block ", run.first)
+                    : absl::StrCat("blocks ", run.first, "-", run.last),
+         absl::StrCat("(", count, count == 1 ? " block)" : " blocks)"),
+         absl::StrCat("on ", run.device, run.reason.empty() ? "" : " (" + run.reason + ")"),
+         FormatBytes(run.bytes),
+         count == 1 ? first : absl::StrCat(first, " .. ", placement.blocks(run.last).block()),
+         tiny});
   }
   Table table(std::move(rows[0]));
   for (size_t i = 1; i < rows.size(); ++i) table.Add(std::move(rows[i]));

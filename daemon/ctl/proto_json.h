@@ -25,11 +25,21 @@ inline void AppendJsonString(const std::string& text, std::string* out) {
   out->push_back('"');
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           absl::StrAppendFormat(out, "\\u%04x", c);
@@ -53,28 +63,30 @@ inline void AppendJsonValue(const google::protobuf::Message& message,
   const bool rep = index >= 0;
   switch (field->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
-      absl::StrAppend(out, rep ? r->GetRepeatedInt32(message, field, index)
-                               : r->GetInt32(message, field));
+      absl::StrAppend(
+          out, rep ? r->GetRepeatedInt32(message, field, index) : r->GetInt32(message, field));
       break;
     case FieldDescriptor::CPPTYPE_INT64:
-      absl::StrAppend(out, rep ? r->GetRepeatedInt64(message, field, index)
-                               : r->GetInt64(message, field));
+      absl::StrAppend(
+          out, rep ? r->GetRepeatedInt64(message, field, index) : r->GetInt64(message, field));
       break;
     case FieldDescriptor::CPPTYPE_UINT32:
-      absl::StrAppend(out, rep ? r->GetRepeatedUInt32(message, field, index)
-                               : r->GetUInt32(message, field));
+      absl::StrAppend(
+          out, rep ? r->GetRepeatedUInt32(message, field, index) : r->GetUInt32(message, field));
       break;
     case FieldDescriptor::CPPTYPE_UINT64:
-      absl::StrAppend(out, rep ? r->GetRepeatedUInt64(message, field, index)
-                               : r->GetUInt64(message, field));
+      absl::StrAppend(
+          out, rep ? r->GetRepeatedUInt64(message, field, index) : r->GetUInt64(message, field));
       break;
     case FieldDescriptor::CPPTYPE_DOUBLE:
-      absl::StrAppendFormat(out, "%.17g", rep ? r->GetRepeatedDouble(message, field, index)
-                                              : r->GetDouble(message, field));
+      absl::StrAppendFormat(
+          out, "%.17g",
+          rep ? r->GetRepeatedDouble(message, field, index) : r->GetDouble(message, field));
       break;
     case FieldDescriptor::CPPTYPE_FLOAT:
-      absl::StrAppendFormat(out, "%.9g", rep ? r->GetRepeatedFloat(message, field, index)
-                                             : r->GetFloat(message, field));
+      absl::StrAppendFormat(
+          out, "%.9g",
+          rep ? r->GetRepeatedFloat(message, field, index) : r->GetFloat(message, field));
       break;
     case FieldDescriptor::CPPTYPE_BOOL:
       out->append((rep ? r->GetRepeatedBool(message, field, index) : r->GetBool(message, field))
@@ -95,8 +107,7 @@ inline void AppendJsonValue(const google::protobuf::Message& message,
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
       AppendJsonMessage(
-          rep ? r->GetRepeatedMessage(message, field, index) : r->GetMessage(message, field),
-          out);
+          rep ? r->GetRepeatedMessage(message, field, index) : r->GetMessage(message, field), out);
       break;
   }
 }

@@ -48,9 +48,9 @@ class Arena {
 };
 
 struct DeviceStats {
-  uint64_t total = 0;          // what the device (or its limit) offers
-  uint64_t free = 0;           // free now, limit applied
-  uint64_t broker_bytes = 0;   // held by this device's live arenas
+  uint64_t total = 0;         // what the device (or its limit) offers
+  uint64_t free = 0;          // free now, limit applied
+  uint64_t broker_bytes = 0;  // held by this device's live arenas
 };
 
 // Extra facts shown by `distorchctl devices` (CUDA fills them).

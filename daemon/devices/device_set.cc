@@ -17,8 +17,8 @@ absl::StatusOr<std::unique_ptr<DeviceSet>> DeviceSet::Build(const DaemonConfig& 
     auto it = config.device_settings.find(id);
     return it == config.device_settings.end() ? DeviceSettings{} : it->second;
   };
-  set->entries_.push_back({HostDevice::Cpu(settings_for(DeviceId::Cpu()).limit),
-                           settings_for(DeviceId::Cpu())});
+  set->entries_.push_back(
+      {HostDevice::Cpu(settings_for(DeviceId::Cpu()).limit), settings_for(DeviceId::Cpu())});
   if (config.cuda) {
     CudaDiscovery cuda = DiscoverCudaDevices(config.device_settings);
     set->cuda_available_ = cuda.available;
@@ -98,9 +98,10 @@ void LogDeviceInventory(const DeviceSet& devices) {
   }
   if (std::string policy = ShmemHugePagePolicy();
       !policy.empty() && !ShmemHugePagesOnWrite(policy)) {
-    spdlog::info("host arenas get 4 KiB pages (transparent_hugepage/shmem_enabled is '{}'); "
-                 "'within_size' there makes host loads ~1.5x faster (docs/operations.md)",
-                 policy);
+    spdlog::info(
+        "host arenas get 4 KiB pages (transparent_hugepage/shmem_enabled is '{}'); "
+        "'within_size' there makes host loads ~1.5x faster (docs/operations.md)",
+        policy);
   }
 }
 

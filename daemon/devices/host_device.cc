@@ -34,7 +34,8 @@ std::unique_ptr<HostDevice> HostDevice::Sim(int index, uint64_t size) {
 }
 
 std::string HostDevice::description() const {
-  if (id_.is_cpu()) return size_ ? absl::StrCat("host RAM (limit ", FormatBytes(size_), ")") : "host RAM";
+  if (id_.is_cpu())
+    return size_ ? absl::StrCat("host RAM (limit ", FormatBytes(size_), ")") : "host RAM";
   return "simulated GPU (host-backed)";
 }
 
@@ -59,12 +60,11 @@ absl::StatusOr<std::unique_ptr<Arena>> HostDevice::Allocate(uint64_t bytes,
                                                             absl::string_view label) {
   DeviceStats s = Stats();
   if (bytes > s.free) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        id_.ToString(), ": cannot allocate ", FormatBytes(bytes), ", ",
-        FormatBytes(s.free), " free"));
+    return absl::ResourceExhaustedError(absl::StrCat(id_.ToString(), ": cannot allocate ",
+                                                     FormatBytes(bytes), ", ", FormatBytes(s.free),
+                                                     " free"));
   }
-  absl::StatusOr<std::unique_ptr<MemfdArena>> arena =
-      MemfdArena::Create(id_, bytes, label, used_);
+  absl::StatusOr<std::unique_ptr<MemfdArena>> arena = MemfdArena::Create(id_, bytes, label, used_);
   if (!arena.ok()) return arena.status();
   return std::unique_ptr<Arena>(std::move(*arena));
 }

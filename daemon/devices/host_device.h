@@ -35,8 +35,7 @@ class HostDevice : public Device {
   absl::string_view kind() const override { return id_.is_cpu() ? "host" : "sim"; }
   std::string description() const override;
   DeviceStats Stats() const override;
-  absl::StatusOr<std::unique_ptr<Arena>> Allocate(uint64_t bytes,
-                                                  absl::string_view label) override;
+  absl::StatusOr<std::unique_ptr<Arena>> Allocate(uint64_t bytes, absl::string_view label) override;
 
  private:
   HostDevice(DeviceId id, uint64_t size) : id_(id), size_(size) {}

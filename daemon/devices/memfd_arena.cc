@@ -31,9 +31,9 @@ absl::StatusOr<std::unique_ptr<MemfdArena>> MemfdArena::Create(
   if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return Errno("ftruncate", errno);
   // Allocate every page now: on a short machine this fails cleanly.
   if (int err = posix_fallocate(fd.get(), 0, static_cast<off_t>(size)); err != 0) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        device.ToString(), ": cannot allocate ", FormatBytes(size),
-        " of host memory for an arena: ", std::strerror(err)));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(device.ToString(), ": cannot allocate ", FormatBytes(size),
+                     " of host memory for an arena: ", std::strerror(err)));
   }
   if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
     return Errno("sealing memfd size", errno);
@@ -47,7 +47,10 @@ absl::StatusOr<std::unique_ptr<MemfdArena>> MemfdArena::Create(
 
 MemfdArena::MemfdArena(DeviceId device, uint64_t size, UniqueFd fd, uint8_t* data,
                        std::shared_ptr<std::atomic<uint64_t>> accounted)
-    : device_(device), size_(size), fd_(std::move(fd)), data_(data),
+    : device_(device),
+      size_(size),
+      fd_(std::move(fd)),
+      data_(data),
       accounted_(std::move(accounted)) {}
 
 MemfdArena::~MemfdArena() {
@@ -57,8 +60,8 @@ MemfdArena::~MemfdArena() {
 
 absl::Status MemfdArena::CheckRange(uint64_t offset, size_t n) const {
   if (offset > size_ || n > size_ - offset) {
-    return absl::OutOfRangeError(absl::StrCat("arena range [", offset, ", +", n,
-                                              ") is outside its ", size_, " bytes"));
+    return absl::OutOfRangeError(
+        absl::StrCat("arena range [", offset, ", +", n, ") is outside its ", size_, " bytes"));
   }
   return absl::OkStatus();
 }

@@ -41,7 +41,9 @@ absl::StatusOr<std::unique_ptr<FdChannelServer>> FdChannelServer::Start(const st
 
 FdChannelServer::FdChannelServer(std::string path, UniqueFd listener, UniqueFd stop,
                                  TicketBook* tickets)
-    : path_(std::move(path)), listener_(std::move(listener)), stop_(std::move(stop)),
+    : path_(std::move(path)),
+      listener_(std::move(listener)),
+      stop_(std::move(stop)),
       tickets_(tickets) {
   thread_ = std::thread([this] { Serve(); });
 }
@@ -100,7 +102,8 @@ void FdChannelServer::HandleConnection(int conn) {
     }
     absl::Status sent =
         SendLineWithFds(conn, absl::StrCat("OK ", offer->fds.size(), "\n"), offer->fds);
-    if (!sent.ok()) spdlog::warn("fd channel: sending arena fds failed: {}", std::string(sent.message()));
+    if (!sent.ok())
+      spdlog::warn("fd channel: sending arena fds failed: {}", std::string(sent.message()));
     return;
   }
   reply_error("unknown request: use 'PUT' with one fd, or 'GET <ticket>'");

@@ -9,9 +9,9 @@
 namespace distorch {
 
 absl::StatusOr<std::vector<std::unique_ptr<Arena>>> AllocateArenas(const DeviceSet& devices,
-                                                                    const ArenaLayout& layout,
-                                                                    absl::string_view label,
-                                                                    int threads) {
+                                                                   const ArenaLayout& layout,
+                                                                   absl::string_view label,
+                                                                   int threads) {
   const size_t n = layout.arenas.size();
   // Arenas a worker skipped after another failed keep this status.
   const absl::Status skipped = absl::AbortedError("skipped after an earlier failure");

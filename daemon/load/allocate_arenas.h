@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "daemon/devices/device_set.h"
 #include "daemon/devices/device.h"
+#include "daemon/devices/device_set.h"
 #include "distorch/arena_layout.h"
 
 namespace distorch {
@@ -20,9 +20,9 @@ namespace distorch {
 // One arena per layout arena, in layout order. On any failure the ones
 // already allocated are freed and the first error (in layout order) returned.
 absl::StatusOr<std::vector<std::unique_ptr<Arena>>> AllocateArenas(const DeviceSet& devices,
-                                                                    const ArenaLayout& layout,
-                                                                    absl::string_view label,
-                                                                    int threads);
+                                                                   const ArenaLayout& layout,
+                                                                   absl::string_view label,
+                                                                   int threads);
 
 }  // namespace distorch
 

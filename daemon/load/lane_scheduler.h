@@ -38,8 +38,8 @@ class LaneScheduler {
   absl::Mutex mu_;
   // Per lane, in index order; written only by the constructor, so read without mu_.
   const std::vector<std::vector<size_t>> items_;
-  std::vector<size_t> next_ ABSL_GUARDED_BY(mu_);     // per lane: next position in items_
-  std::vector<int> workers_ ABSL_GUARDED_BY(mu_);     // per lane: grants not yet Done
+  std::vector<size_t> next_ ABSL_GUARDED_BY(mu_);  // per lane: next position in items_
+  std::vector<int> workers_ ABSL_GUARDED_BY(mu_);  // per lane: grants not yet Done
 };
 
 }  // namespace distorch

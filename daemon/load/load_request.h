@@ -23,7 +23,7 @@ struct LoadArgs {
   bool keep_loaded = false;
   std::vector<std::string> pins;
   bool allow_spill = false;
-  std::string weight_dtype;  // "" / "keep"
+  std::string weight_dtype;   // "" / "keep"
   bool operator_pin = false;  // lease held by kPinSession
   // A residency placed as asked: share one only when its placement is equal
   // (LoadRequest.own_placement).
@@ -38,7 +38,7 @@ struct LoadOutcome {
   LeaseId lease = 0;
   bool shared = false;  // attached to an existing residency
   std::shared_ptr<const Resident> resident;
-  std::string arena_ticket;  // GET on the fd channel for the memfds
+  std::string arena_ticket;        // GET on the fd channel for the memfds
   std::vector<std::string> notes;  // for this load only (added to the placement's)
   // The request's placement in canonical form (resident->allocation and
   // compute_device say what the residency was placed with).

@@ -41,7 +41,7 @@ struct Job {
   Resident& resident;
   const std::vector<TensorInfo>& source;  // as in the file
   LoadOptions::HostCopy host_copy;
-  std::vector<int> memfds;                // per arena: host memfd, or -1
+  std::vector<int> memfds;  // per arena: host memfd, or -1
 };
 
 // Per-thread buffers (and pipe), reused across chunks.
@@ -211,9 +211,9 @@ absl::Status LoadIntoArenas(int fd, Resident& resident, const LoadOptions& optio
     const TensorSlot& slot = resident.layout.slots[c.tensor];
     const TensorInfo& from = source[c.tensor];
     if (from.dtype != resident.tensors[c.tensor].dtype ||
-        !gpu_loads.Claim(*resident.arenas[slot.arena], {from.file_offset + c.src_begin,
-                                                         slot.offset + c.dst_begin,
-                                                         c.src_size, from.name})) {
+        !gpu_loads.Claim(
+            *resident.arenas[slot.arena],
+            {from.file_offset + c.src_begin, slot.offset + c.dst_begin, c.src_size, from.name})) {
       chunks.push_back(c);
     }
   }

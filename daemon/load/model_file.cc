@@ -51,13 +51,15 @@ absl::StatusOr<ModelFile> ReadModelFile(int fd) {
     return absl::InvalidArgumentError(absl::StrCat("model file is ", model.file_size,
                                                    " bytes: too short to be safetensors or GGUF"));
   }
-  if (absl::Status s = PreadFull(fd, prefix, sizeof(prefix), 0, "the model header"); !s.ok()) return s;
+  if (absl::Status s = PreadFull(fd, prefix, sizeof(prefix), 0, "the model header"); !s.ok())
+    return s;
   if (std::memcmp(prefix, "GGUF", 4) == 0) return ReadGguf(fd, std::move(model));
   absl::StatusOr<uint64_t> header_bytes =
       ParseSafetensorsPrefix(absl::string_view(prefix, sizeof(prefix)), model.file_size);
   if (!header_bytes.ok()) return header_bytes.status();
   std::string json(*header_bytes, '\0');
-  if (absl::Status s = PreadFull(fd, json.data(), json.size(), 8, "the model header"); !s.ok()) return s;
+  if (absl::Status s = PreadFull(fd, json.data(), json.size(), 8, "the model header"); !s.ok())
+    return s;
   absl::StatusOr<SafetensorsHeader> header =
       ParseSafetensorsHeader(json, *header_bytes, model.file_size);
   if (!header.ok()) return header.status();

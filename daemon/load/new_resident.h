@@ -16,8 +16,8 @@
 namespace distorch {
 
 struct LayoutSettings {
-  int load_threads = 4;            // host arenas are split into up to this many segments
-  uint64_t host_segment_min = 0;   // ... of at least this many bytes
+  int load_threads = 4;           // host arenas are split into up to this many segments
+  uint64_t host_segment_min = 0;  // ... of at least this many bytes
 };
 
 // Moves the stored tensors and type names out of `model.header` (its file

@@ -19,8 +19,8 @@ namespace distorch {
 
 // A model file's header as a load uses it.
 struct ModelHeader {
-  ModelFile file;                   // the tensors as the file has them (the part only)
-  std::vector<TensorInfo> stored;   // as the arenas will hold them (weight dtype)
+  ModelFile file;                  // the tensors as the file has them (the part only)
+  std::vector<TensorInfo> stored;  // as the arenas will hold them (weight dtype)
 };
 
 // Reads and validates the header of `fd`, keeps the tensors of `part` (a

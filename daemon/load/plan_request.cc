@@ -26,10 +26,9 @@ absl::StatusOr<PlanRequest> BuildPlanRequest(PlanInputs inputs, DeviceId default
     request.compute = *id;
     if (spec.has_value() && spec->compute_device.has_value() &&
         *spec->compute_device != request.compute) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the allocation computes on ", spec->compute_device->ToString(),
-                       " but the request on ", request.compute.ToString(),
-                       ": give the same compute device to both"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the allocation computes on ", spec->compute_device->ToString(), " but the request on ",
+          request.compute.ToString(), ": give the same compute device to both"));
     }
   } else if (spec.has_value() && spec->compute_device.has_value()) {
     request.compute = *spec->compute_device;  // MultiGPU's "EXPERT#COMPUTE"

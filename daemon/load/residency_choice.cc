@@ -43,8 +43,8 @@ std::string SharedPlacementNote(const Resident& current, const std::string& aske
     return "";
   }
   return absl::StrCat("already resident with allocation ", current.allocation, " (compute ",
-                      current.compute_device, "); the requested ", wanted_allocation,
-                      " (compute ", wanted_compute,
+                      current.compute_device, "); the requested ", wanted_allocation, " (compute ",
+                      wanted_compute,
                       ") was not applied: one copy is shared (ask with "
                       "own_placement for a residency of its own)");
 }

@@ -32,10 +32,10 @@ namespace distorch {
 struct Resident {
   ResidencyId id = 0;
   std::string name;
-  std::string format;        // "safetensors", "gguf"
-  std::string weight_dtype;  // "keep" or the converted dtype
-  std::vector<std::string> tensor_prefixes;  // the part of the file; empty = all
-  std::vector<TensorInfo> tensors;  // file order; dtype/nbytes as stored in arenas
+  std::string format;                          // "safetensors", "gguf"
+  std::string weight_dtype;                    // "keep" or the converted dtype
+  std::vector<std::string> tensor_prefixes;    // the part of the file; empty = all
+  std::vector<TensorInfo> tensors;             // file order; dtype/nbytes as stored in arenas
   std::vector<std::string> tensor_type_names;  // GGUF: ggml type per tensor; else empty
   Placement placement;
   std::string allocation;  // canonical allocation string it was placed with

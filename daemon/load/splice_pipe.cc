@@ -53,8 +53,8 @@ absl::Status SplicePipe::Copy(int file_fd, uint64_t file_offset, int memfd, uint
       return TruncatedError(file_offset + done, what);
     }
     for (ssize_t left = filled; left > 0;) {
-      ssize_t put = splice(read_end_.get(), nullptr, memfd, &out, static_cast<size_t>(left),
-                           SPLICE_F_MOVE);
+      ssize_t put =
+          splice(read_end_.get(), nullptr, memfd, &out, static_cast<size_t>(left), SPLICE_F_MOVE);
       if (put < 0 && errno == EINTR) continue;
       if (put <= 0) {
         const int err = put < 0 ? errno : EIO;

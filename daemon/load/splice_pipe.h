@@ -26,8 +26,8 @@ class SplicePipe {
   // Copies `n` bytes at `file_offset` of `file_fd` to `memfd_offset` of
   // `memfd`. `what` names the data in errors ("tensor 'x'"). After an error
   // the pipe may hold data: drop this object.
-  absl::Status Copy(int file_fd, uint64_t file_offset, int memfd, uint64_t memfd_offset,
-                    uint64_t n, const std::string& what);
+  absl::Status Copy(int file_fd, uint64_t file_offset, int memfd, uint64_t memfd_offset, uint64_t n,
+                    const std::string& what);
 
  private:
   SplicePipe(UniqueFd read_end, UniqueFd write_end, uint64_t capacity)

@@ -29,16 +29,20 @@ void ToProto(const TensorInfo& tensor, v1::TensorMeta* out) {
 
 const char* ReasonName(PlacementReason reason) {
   switch (reason) {
-    case PlacementReason::kQuota: return "";
-    case PlacementReason::kPinned: return "pinned";
-    case PlacementReason::kTiny: return "tiny";
-    case PlacementReason::kSpill: return "spill";
+    case PlacementReason::kQuota:
+      return "";
+    case PlacementReason::kPinned:
+      return "pinned";
+    case PlacementReason::kTiny:
+      return "tiny";
+    case PlacementReason::kSpill:
+      return "spill";
   }
   return "";
 }
 
-void ToProto(const Placement& placement, const std::string& compute,
-             const std::string& allocation, v1::Placement* out) {
+void ToProto(const Placement& placement, const std::string& compute, const std::string& allocation,
+             v1::Placement* out) {
   out->set_total_bytes(placement.total_bytes);
   out->set_compute_device(compute);
   out->set_allocation(allocation);

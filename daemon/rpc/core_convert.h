@@ -15,8 +15,8 @@ namespace distorch {
 
 absl::StatusOr<TensorInfo> FromProto(const v1::TensorMeta& meta);
 void ToProto(const TensorInfo& tensor, v1::TensorMeta* out);
-void ToProto(const Placement& placement, const std::string& compute,
-             const std::string& allocation, v1::Placement* out);
+void ToProto(const Placement& placement, const std::string& compute, const std::string& allocation,
+             v1::Placement* out);
 const char* ReasonName(PlacementReason reason);
 
 }  // namespace distorch

@@ -8,8 +8,7 @@ namespace distorch {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 void ToProto(const LoadOutcome& outcome, v1::LoadResult* out) {
@@ -73,8 +72,9 @@ void ToProto(const FreeOutcome& freed, v1::FreeReply* out) {
     v1::ModelRef* ref = out->add_released();
     ref->set_model_id(lease.residency);
     ref->set_name(lease.model_name);
-    ref->set_destroyed(std::any_of(freed.ended.begin(), freed.ended.end(),
-                                   [&](const EndedResidency& e) { return e.id == lease.residency; }));
+    ref->set_destroyed(
+        std::any_of(freed.ended.begin(), freed.ended.end(),
+                    [&](const EndedResidency& e) { return e.id == lease.residency; }));
   }
 }
 
@@ -101,7 +101,7 @@ void ToProto(const ModelView& model, v1::ModelInfo* out) {
   out->set_name(r.name);
   out->set_state(r.state == ResidencyState::kReady     ? "ready"
                  : r.state == ResidencyState::kLoading ? "loading"
-                                                        : "failed");
+                                                       : "failed");
   out->set_identity(r.key.ToString());
   out->set_own_placement(!r.key.placement.empty());
   for (const std::string& prefix : r.key.part) out->add_tensor_prefixes(prefix);
@@ -127,8 +127,8 @@ void ToProto(const SessionSnapshot& session, v1::SessionInfo* out) {
   out->set_pid(session.pid);
   out->set_connected(session.connected);
   if (!session.connected) {
-    out->set_disconnected_ms(static_cast<uint64_t>(
-        absl::ToInt64Milliseconds(absl::Now() - session.disconnected_at)));
+    out->set_disconnected_ms(
+        static_cast<uint64_t>(absl::ToInt64Milliseconds(absl::Now() - session.disconnected_at)));
   }
   for (const LeaseSnapshot& l : session.leases) ToProto(l, out->add_leases());
 }

@@ -9,7 +9,7 @@
 namespace distorch {
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> ServeOnUnixSocket(const std::string& socket_path,
-                                                               BrokerService* service) {
+                                                                BrokerService* service) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
   builder.RegisterService(service);

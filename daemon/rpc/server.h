@@ -15,7 +15,7 @@ namespace distorch {
 // Serves `service` on the unix socket `socket_path` (mode 0660). Unavailable
 // when the socket cannot be bound.
 absl::StatusOr<std::unique_ptr<grpc::Server>> ServeOnUnixSocket(const std::string& socket_path,
-                                                               BrokerService* service);
+                                                                BrokerService* service);
 
 }  // namespace distorch
 

@@ -16,9 +16,8 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const absl::Sta
 }  // namespace
 
 BrokerService::BrokerService(Broker* broker) : broker_(broker) {
-  broker_->SetEvictionListener([this](SessionId s, ResidencyId m, const std::string& name) {
-    NotifyEvicted(s, m, name);
-  });
+  broker_->SetEvictionListener(
+      [this](SessionId s, ResidencyId m, const std::string& name) { NotifyEvicted(s, m, name); });
 }
 
 BrokerService::~BrokerService() { broker_->SetEvictionListener(nullptr); }
@@ -100,8 +99,7 @@ grpc::ServerUnaryReactor* BrokerService::SetKeepLoaded(grpc::CallbackServerConte
 }
 
 grpc::ServerUnaryReactor* BrokerService::Evict(grpc::CallbackServerContext* ctx,
-                                               const v1::EvictRequest* req,
-                                               v1::EvictReply* reply) {
+                                               const v1::EvictRequest* req, v1::EvictReply* reply) {
   absl::StatusOr<std::vector<EndedResidency>> ended = broker_->Evict(req->model_id(), req->name());
   if (ended.ok()) {
     for (const EndedResidency& e : *ended) ToProto(e, reply->add_evicted());

@@ -24,8 +24,8 @@ class BrokerService final : public v1::Broker::CallbackService {
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerWriteReactor<v1::LoadEvent>* Load(grpc::CallbackServerContext* ctx,
                                                 const v1::LoadRequest* req) override;
-  grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* ctx,
-                                    const v1::ReleaseRequest* req, v1::ReleaseReply* reply) override;
+  grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* ctx, const v1::ReleaseRequest* req,
+                                    v1::ReleaseReply* reply) override;
   grpc::ServerUnaryReactor* Free(grpc::CallbackServerContext* ctx, const v1::FreeRequest* req,
                                  v1::FreeReply* reply) override;
   grpc::ServerUnaryReactor* SoftEmptyCache(grpc::CallbackServerContext* ctx,

@@ -1,15 +1,13 @@
 #include "daemon/rpc/service_reactors.h"
 
-#include "daemon/rpc/proto_convert.h"
 #include "daemon/log.h"
+#include "daemon/rpc/proto_convert.h"
 
 namespace distorch {
 
 // ------------------------------------------------------------------ session
 
-SessionReactor::SessionReactor(BrokerService* service) : service_(service) {
-  StartRead(&request_);
-}
+SessionReactor::SessionReactor(BrokerService* service) : service_(service) { StartRead(&request_); }
 
 void SessionReactor::Push(v1::SessionEvent event) {
   // Taken under the lock: another thread may push_back meanwhile. The element
@@ -56,8 +54,8 @@ void SessionReactor::OnReadDone(bool ok) {
     return;
   }
   if (request_.has_hello() && session == 0) {
-    session = service_->broker()->OpenSession(request_.hello().client_name(),
-                                              request_.hello().pid());
+    session =
+        service_->broker()->OpenSession(request_.hello().client_name(), request_.hello().pid());
     {
       absl::MutexLock lock(&mu_);
       session_ = session;
@@ -97,8 +95,7 @@ void SessionReactor::OnDone() {
 
 // ------------------------------------------------------------------ load
 
-LoadReactor::LoadReactor(Broker* broker, LoadArgs args)
-    : broker_(broker), args_(std::move(args)) {
+LoadReactor::LoadReactor(Broker* broker, LoadArgs args) : broker_(broker), args_(std::move(args)) {
   worker_ = std::thread([this] { Run(); });
 }
 

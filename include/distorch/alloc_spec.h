@@ -24,11 +24,11 @@ enum class AllocMode {
 
 struct AllocEntry {
   DeviceId device;
-  bool is_rest = false;   // '*': whatever the other entries leave
-  uint64_t bytes = 0;     // kBytes
-  double ratio = 0;       // kRatio: the percentage as written (25 for 25%)
-  double fraction = 0;    // kFraction: 0 <= f <= 1
-  size_t position = 0;    // 0-based offset of the entry's text in the input
+  bool is_rest = false;  // '*': whatever the other entries leave
+  uint64_t bytes = 0;    // kBytes
+  double ratio = 0;      // kRatio: the percentage as written (25 for 25%)
+  double fraction = 0;   // kFraction: 0 <= f <= 1
+  size_t position = 0;   // 0-based offset of the entry's text in the input
 };
 
 // The node form: move `bytes` of the model off `compute` onto `donors`,
@@ -41,7 +41,7 @@ struct VirtualVram {
 
 struct AllocSpec {
   AllocMode mode = AllocMode::kBytes;
-  std::vector<AllocEntry> entries;   // in the order written (empty for kVirtualVram)
+  std::vector<AllocEntry> entries;  // in the order written (empty for kVirtualVram)
   // True when no entry is '*': the rest goes to cpu (ComfyUI-MultiGPU's rule).
   // The planner treats cpu as the rest device and says so in its notes.
   bool implicit_rest_to_cpu = false;

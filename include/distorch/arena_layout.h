@@ -17,7 +17,7 @@ namespace distorch {
 
 struct ArenaPlan {
   DeviceId device;
-  uint64_t bytes = 0;  // end of the last tensor (before any page rounding)
+  uint64_t bytes = 0;           // end of the last tensor (before any page rounding)
   std::vector<size_t> tensors;  // indices into the tensor list, model order
 };
 
@@ -45,8 +45,8 @@ struct ArenaLayoutOptions {
 
 // Zero-byte tensors get a slot (offset of the next free aligned byte) in
 // their block's arena.
-ArenaLayout ComputeArenaLayout(const std::vector<TensorInfo>& tensors,
-                               const Placement& placement, const ArenaLayoutOptions& options);
+ArenaLayout ComputeArenaLayout(const std::vector<TensorInfo>& tensors, const Placement& placement,
+                               const ArenaLayoutOptions& options);
 
 }  // namespace distorch
 

@@ -28,9 +28,9 @@ std::vector<Block> GroupIntoBlocks(const std::vector<TensorInfo>& tensors);
 // What one device can give right now.
 struct DeviceCapacity {
   DeviceId id;
-  uint64_t total = 0;        // physical (or simulated) size
-  uint64_t free = 0;         // free now, as the device reports it
-  uint64_t reserve = 0;      // left free for activations / other processes
+  uint64_t total = 0;    // physical (or simulated) size
+  uint64_t free = 0;     // free now, as the device reports it
+  uint64_t reserve = 0;  // left free for activations / other processes
   // free - reserve, clamped at 0. The broker's own arenas are already out of
   // `free`: they are allocated under the placement lock, before the next plan.
   uint64_t available() const;

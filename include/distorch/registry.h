@@ -100,7 +100,7 @@ struct ResidencySnapshot {
   std::string name;
   ResidencyState state = ResidencyState::kLoading;
   std::map<DeviceId, uint64_t> bytes_by_device;  // as planned at Acquire
-  std::vector<LeaseSnapshot> leases;              // in acquisition order
+  std::vector<LeaseSnapshot> leases;             // in acquisition order
   friend bool operator==(const ResidencySnapshot& a, const ResidencySnapshot& b) {
     return a.id == b.id && a.key == b.key && a.name == b.name && a.state == b.state &&
            a.bytes_by_device == b.bytes_by_device && a.leases == b.leases;
@@ -166,8 +166,7 @@ class Registry {
   // Free; only Release or Evict ends it). FailedPrecondition if the session is
   // closed or unknown.
   absl::StatusOr<Acquired> Acquire(SessionId session, const ModelKey& key, std::string name,
-                                   bool keep_loaded,
-                                   std::map<DeviceId, uint64_t> bytes_by_device);
+                                   bool keep_loaded, std::map<DeviceId, uint64_t> bytes_by_device);
   // The residency id for `key`, if one exists (any state).
   std::optional<ResidencyId> Find(const ModelKey& key) const;
   // Every residency of the same model as `key` (same file and options, any

@@ -18,8 +18,8 @@ namespace distorch {
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ULL * 1024 * 1024;
 
 struct SafetensorsHeader {
-  uint64_t header_bytes = 0;   // N
-  uint64_t data_offset = 0;    // 8 + N
+  uint64_t header_bytes = 0;  // N
+  uint64_t data_offset = 0;   // 8 + N
   // Sorted by file_offset (model order); file_offset is absolute.
   std::vector<TensorInfo> tensors;
   std::vector<std::pair<std::string, std::string>> metadata;  // __metadata__
@@ -39,8 +39,7 @@ absl::StatusOr<uint64_t> ParseSafetensorsPrefix(absl::string_view first8, uint64
 // of an entry are ignored, and "__metadata__": null means none. OutOfRange is
 // used only for a span or header that runs past the end of the file.
 absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view json,
-                                                         uint64_t header_bytes,
-                                                         uint64_t file_size);
+                                                         uint64_t header_bytes, uint64_t file_size);
 
 }  // namespace distorch
 

@@ -45,8 +45,7 @@ absl::StatusOr<uint64_t> UnitMultiplier(absl::string_view unit);
 // floor(number * multiplier), computed exactly (no floating point), for a
 // `number` that passes CheckDecimal and a multiplier of at most kTiB (a unit).
 // Fails if the result does not fit 64 bits.
-absl::StatusOr<uint64_t> ScaleDecimal(absl::string_view number,
-                                      uint64_t multiplier);
+absl::StatusOr<uint64_t> ScaleDecimal(absl::string_view number, uint64_t multiplier);
 
 // A number as users write it, with what follows it: "2.5gb" is a size,
 // "25%" a percentage, "0.8" a plain number. What a plain number means is the

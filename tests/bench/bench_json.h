@@ -18,7 +18,7 @@ struct Figure {
   std::string bench;   // "planner"
   std::string metric;  // "plan_20k_tensors_8_devices"
   double value = 0;
-  std::string unit;    // "ms", "GB/s", "x"
+  std::string unit;                // "ms", "GB/s", "x"
   std::optional<double> baseline;  // measured side by side in the same run
   std::optional<double> target;    // what the issue asks for
 };

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/devices/cuda/cuda_copy.h"
 #include "daemon/devices/cuda/cuda_arena.h"
+#include "daemon/devices/cuda/cuda_copy.h"
 #include "distorch/units.h"
 #include "tests/bench/bench_json.h"
 #include "tests/gpu/gpu_test_util.h"

@@ -366,7 +366,8 @@ int main(int argc, char** argv) {
   if (convert) {
     Print({kBench, "convert_bf16_to_fp16_1_thread_1_memfd", gb / best["fp16_1"], "GB/s",
            memcpy_gbps});
-    Print({kBench, absl::StrCat("convert_bf16_to_fp16_", threads, "_threads_", threads, "_segments"),
+    Print({kBench,
+           absl::StrCat("convert_bf16_to_fp16_", threads, "_threads_", threads, "_segments"),
            gb / best["fp16_segments"], "GB/s", memcpy_gbps});
   }
   // Everything a load does: header, plan, arena allocation, copy, seal.

@@ -43,8 +43,7 @@ LoadOutcome Load(Broker& broker, SessionId session, const std::string& path) {
   return *std::move(loaded);
 }
 
-TEST_CASE("Broker::Evict tells each session once, however many leases it held",
-          "[broker][evict]") {
+TEST_CASE("Broker::Evict tells each session once, however many leases it held", "[broker][evict]") {
   TempDir dir;
   const std::string path = SmallModel(dir);
   std::unique_ptr<Broker> broker = MakeBroker();
@@ -65,8 +64,8 @@ TEST_CASE("Broker::Evict tells each session once, however many leases it held",
   REQUIRE(evicted.ok());
   REQUIRE(evicted->size() == 1);
   std::sort(events.begin(), events.end());
-  CHECK(events == std::vector<std::pair<SessionId, ResidencyId>>{{a, first.model},
-                                                                  {b, first.model}});
+  CHECK(events ==
+        std::vector<std::pair<SessionId, ResidencyId>>{{a, first.model}, {b, first.model}});
   broker->SetEvictionListener(nullptr);
 }
 

@@ -53,8 +53,8 @@ limit = 1073741824
   CHECK(c.device_settings[DeviceId::Cpu()].limit == (1ULL << 30));  // the table wins over devices
   CHECK(absl::StrContains(DescribeConfig(c), "host_segment_min: 128.00 MiB"));
   CHECK(c.idle_exit == absl::Milliseconds(1500));
-  CHECK(absl::StrContains(DescribeConfig(c),
-                          "idle exit: after 1.5s with no sessions and no models"));
+  CHECK(
+      absl::StrContains(DescribeConfig(c), "idle exit: after 1.5s with no sessions and no models"));
 }
 
 TEST_CASE("defaults stay when the file sets nothing", "[config]") {
@@ -86,10 +86,10 @@ TEST_CASE("config mistakes name the file, the key and what is valid", "[config]"
       {"grace_period_s = -1\n", "grace_period_s: must be a number of seconds >= 0"},
       {"cuda = \"yes\"\n", "cuda: must be true or false"},
       {"idle_exit_s = -1\n", "idle_exit_s: must be a number of seconds >= 0 (0 = never exit)"},
-      {"idle_exit_s = \"1m\"\n",
-       "idle_exit_s: must be a number of seconds >= 0 (0 = never exit)"},
-      {"log_level = \"loud\"\n", "log_level 'loud': use one of trace, debug, info, warn, error, "
-                                 "critical, off"},
+      {"idle_exit_s = \"1m\"\n", "idle_exit_s: must be a number of seconds >= 0 (0 = never exit)"},
+      {"log_level = \"loud\"\n",
+       "log_level 'loud': use one of trace, debug, info, warn, error, "
+       "critical, off"},
       {"[device.\"sim:0\"]\nreserved = 1\n",
        "device.\"sim:0\".reserved: unknown key (known: reserve, limit)"},
       {"[device.\"gpu:0\"]\nreserve = 1\n", "device.\"gpu:0\": "},

@@ -98,7 +98,8 @@ TEST_CASE("BuildPlanRequest resolves the compute device", "[load][plan]") {
     CHECK(r->alloc.entries[0].is_rest);
   }
   SECTION("the allocation's EXPERT#COMPUTE") {
-    absl::StatusOr<PlanRequest> r = BuildPlanRequest(Inputs("sim:0,1gb;cpu,*#sim:0", ""), fallback, {});
+    absl::StatusOr<PlanRequest> r =
+        BuildPlanRequest(Inputs("sim:0,1gb;cpu,*#sim:0", ""), fallback, {});
     REQUIRE(r.ok());
     CHECK(r->compute == DeviceId::Sim(0));
   }
@@ -117,7 +118,8 @@ TEST_CASE("BuildPlanRequest resolves the compute device", "[load][plan]") {
   }
 }
 
-std::shared_ptr<const Resident> PlacedAs(const std::string& allocation, const std::string& compute) {
+std::shared_ptr<const Resident> PlacedAs(const std::string& allocation,
+                                         const std::string& compute) {
   auto r = std::make_shared<Resident>();
   r->allocation = allocation;
   r->compute_device = compute;
@@ -130,7 +132,9 @@ TEST_CASE("ChooseResidency shares, or keys a residency of its own", "[load][choi
   own.placement = "cpu,*@sim:1";
   std::map<ResidencyId, std::shared_ptr<const Resident>> residents = {
       {7, PlacedAs("sim:0,*", "sim:0")}, {8, PlacedAs("cpu,*", "sim:1")}};
-  FindResidentFn find = [&](ResidencyId id) { return residents.count(id) ? residents[id] : nullptr; };
+  FindResidentFn find = [&](ResidencyId id) {
+    return residents.count(id) ? residents[id] : nullptr;
+  };
 
   SECTION("nothing resident: the shared key") {
     ResidencyChoice c = ChooseResidency({}, model, true, "cpu,*", "sim:1", find);
@@ -143,7 +147,8 @@ TEST_CASE("ChooseResidency shares, or keys a residency of its own", "[load][choi
     CHECK(c.attach->first == 7);
   }
   SECTION("own_placement attaches only to an equal placement") {
-    ResidencyChoice c = ChooseResidency({{7, model}, {8, own}}, model, true, "cpu,*", "sim:1", find);
+    ResidencyChoice c =
+        ChooseResidency({{7, model}, {8, own}}, model, true, "cpu,*", "sim:1", find);
     REQUIRE(c.attach.has_value());
     CHECK(c.attach->first == 8);
   }
@@ -183,9 +188,8 @@ TEST_CASE("A new resident is laid out, copied, sealed and offered", "[load][copy
   inputs.tensors = model->header.stored;
   inputs.allocation = "cpu,*";
   std::unique_ptr<HostDevice> cpu = HostDevice::Cpu(0);
-  absl::StatusOr<PlanRequest> request =
-      BuildPlanRequest(inputs, DeviceId::Cpu(),
-                       {DeviceCapacity{DeviceId::Cpu(), 1ULL << 30, 1ULL << 30}});
+  absl::StatusOr<PlanRequest> request = BuildPlanRequest(
+      inputs, DeviceId::Cpu(), {DeviceCapacity{DeviceId::Cpu(), 1ULL << 30, 1ULL << 30}});
   REQUIRE(request.ok());
   absl::StatusOr<Placement> placement = PlanPlacement(*request);
   REQUIRE(placement.ok());

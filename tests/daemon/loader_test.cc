@@ -55,7 +55,7 @@ enum class Target { kMemfd, kMemfdPreadOnly, kDevice, kMappedNoMemfd };
 
 LoadOptions::HostCopy HostCopyFor(Target target) {
   return target == Target::kMemfdPreadOnly ? LoadOptions::HostCopy::kPread
-                                            : LoadOptions::HostCopy::kSplice;
+                                           : LoadOptions::HostCopy::kSplice;
 }
 
 // A resident with every tensor in one arena at 256-aligned offsets.

@@ -12,11 +12,9 @@
 
 namespace {
 
-[[noreturn]] void Fail(const char* what, absl::string_view input,
-                       const std::string& canonical) {
-  std::fprintf(
-      stderr, "alloc_spec_fuzz: %s\n  input: '%.*s'\n  canonical: '%s'\n", what,
-      static_cast<int>(input.size()), input.data(), canonical.c_str());
+[[noreturn]] void Fail(const char* what, absl::string_view input, const std::string& canonical) {
+  std::fprintf(stderr, "alloc_spec_fuzz: %s\n  input: '%.*s'\n  canonical: '%s'\n", what,
+               static_cast<int>(input.size()), input.data(), canonical.c_str());
   std::abort();
 }
 
@@ -34,8 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   std::string canonical = spec->ToString();
-  absl::StatusOr<distorch::AllocSpec> again =
-      distorch::ParseAllocation(canonical);
+  absl::StatusOr<distorch::AllocSpec> again = distorch::ParseAllocation(canonical);
   if (!again.ok()) Fail("canonical text does not parse", input, canonical);
   if (!distorch::SameMeaning(*spec, *again)) {
     Fail("canonical text parses to a different spec", input, canonical);

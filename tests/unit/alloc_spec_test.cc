@@ -31,89 +31,68 @@ AllocSpec ParseOk(const std::string& text) {
 
 TEST_CASE("ParseAllocation accepts every documented form", "[alloc]") {
   auto [text, canonical, mode,
-        implicit_cpu] = GENERATE(table<std::string, std::string, AllocMode,
-                                       bool>({
+        implicit_cpu] = GENERATE(table<std::string, std::string, AllocMode, bool>({
       // ComfyUI-MultiGPU README, bytes mode.
-      {"cuda:0,2.5gb;cpu,*", "cuda:0,2.5gib;cpu,*", AllocMode::kBytes,
-       false},
-      {"cuda:0,4gb;cuda:1,2gb;cpu,*",
-       "cuda:0,4gib;cuda:1,2gib;cpu,*", AllocMode::kBytes, false},
+      {"cuda:0,2.5gb;cpu,*", "cuda:0,2.5gib;cpu,*", AllocMode::kBytes, false},
+      {"cuda:0,4gb;cuda:1,2gb;cpu,*", "cuda:0,4gib;cuda:1,2gib;cpu,*", AllocMode::kBytes, false},
       // README and node docs, ratio mode.
       {"cuda:0,25%;cpu,75%", "cuda:0,25%;cpu,75%", AllocMode::kRatio, true},
-      {"cuda:0,8%;cuda:1,8%;cpu,4%", "cuda:0,8%;cuda:1,8%;cpu,4%",
-       AllocMode::kRatio, true},
-      {"cuda:0,60%;cuda:1,30%;cpu,10%", "cuda:0,60%;cuda:1,30%;cpu,10%",
-       AllocMode::kRatio, true},
+      {"cuda:0,8%;cuda:1,8%;cpu,4%", "cuda:0,8%;cuda:1,8%;cpu,4%", AllocMode::kRatio, true},
+      {"cuda:0,60%;cuda:1,30%;cpu,10%", "cuda:0,60%;cuda:1,30%;cpu,10%", AllocMode::kRatio, true},
       {"cuda:0,50%;cpu,*", "cuda:0,50%;cpu,*", AllocMode::kRatio, false},
-      {"cuda:0,70%;cuda:1,30%", "cuda:0,70%;cuda:1,30%", AllocMode::kRatio,
-       true},
+      {"cuda:0,70%;cuda:1,30%", "cuda:0,70%;cuda:1,30%", AllocMode::kRatio, true},
       // README, fraction mode (fractions of each device's total memory).
       {"cuda:0,0.1;cpu,0.5", "cuda:0,0.1;cpu,0.5", AllocMode::kFraction, true},
-      {"cuda:0,0.0207;cuda:1,0.1273;cpu,0.0808",
-       "cuda:0,0.0207;cuda:1,0.1273;cpu,0.0808", AllocMode::kFraction, true},
+      {"cuda:0,0.0207;cuda:1,0.1273;cpu,0.0808", "cuda:0,0.0207;cuda:1,0.1273;cpu,0.0808",
+       AllocMode::kFraction, true},
       // MultiGPU pads its logged strings with ",0.0" for unused devices.
-      {"cuda:0,0.4;cuda:1,0.0", "cuda:0,0.4;cuda:1,0", AllocMode::kFraction,
-       true},
+      {"cuda:0,0.4;cuda:1,0.0", "cuda:0,0.4;cuda:1,0", AllocMode::kFraction, true},
       // Whitespace, case, units, the implicit cpu rest.
-      {" CUDA:0 , 3G ; cpu,* ", "cuda:0,3gib;cpu,*", AllocMode::kBytes,
-       false},
+      {" CUDA:0 , 3G ; cpu,* ", "cuda:0,3gib;cpu,*", AllocMode::kBytes, false},
       {"cuda:0,100MiB", "cuda:0,100mib", AllocMode::kBytes, true},
-      {"cuda:1, 512 kb;Cpu,*;", "cuda:1,512kib;cpu,*", AllocMode::kBytes,
-       false},
-      {"cuda:0,1t;cpu,*", "cuda:0,1tib;cpu,*", AllocMode::kBytes,
-       false},
+      {"cuda:1, 512 kb;Cpu,*;", "cuda:1,512kib;cpu,*", AllocMode::kBytes, false},
+      {"cuda:0,1t;cpu,*", "cuda:0,1tib;cpu,*", AllocMode::kBytes, false},
       {"cuda,1b", "cuda:0,1b", AllocMode::kBytes, true},
       {"cpu,*", "cpu,*", AllocMode::kBytes, false},
-      {"cpu,*;cuda:0,1gb", "cpu,*;cuda:0,1gib", AllocMode::kBytes,
-       false},
+      {"cpu,*;cuda:0,1gb", "cpu,*;cuda:0,1gib", AllocMode::kBytes, false},
       {"cuda:0,0gb;cpu,*", "cuda:0,0b;cpu,*", AllocMode::kBytes, false},
       {"cuda:0,1;cpu,*", "cuda:0,1;cpu,*", AllocMode::kFraction, false},
       {"cuda:0,.5", "cuda:0,0.5", AllocMode::kFraction, true},
       {"cuda:0,12.50%;cpu,*", "cuda:0,12.5%;cpu,*", AllocMode::kRatio, false},
-      {"cuda:0,33.3%;cuda:1,33.3%;cpu,33.4%;sim:0,*",
-       "cuda:0,33.3%;cuda:1,33.3%;cpu,33.4%;sim:0,*", AllocMode::kRatio, false},
+      {"cuda:0,33.3%;cuda:1,33.3%;cpu,33.4%;sim:0,*", "cuda:0,33.3%;cuda:1,33.3%;cpu,33.4%;sim:0,*",
+       AllocMode::kRatio, false},
       // Device letters never decide the mode: mps is a device, not MB.
       {"mps,50%;cpu,*", "mps,50%;cpu,*", AllocMode::kRatio, false},
       {"mlu:0,0.5;cpu,0.5", "mlu:0,0.5;cpu,0.5", AllocMode::kFraction, true},
       {"mps,2gb;cpu,*", "mps,2gib;cpu,*", AllocMode::kBytes, false},
-      {"xpu:1,0.25;npu:0,0.25;directml:0,0.1",
-       "xpu:1,0.25;npu:0,0.25;directml:0,0.1", AllocMode::kFraction, true},
+      {"xpu:1,0.25;npu:0,0.25;directml:0,0.1", "xpu:1,0.25;npu:0,0.25;directml:0,0.1",
+       AllocMode::kFraction, true},
       // The virtual VRAM node form, and MultiGPU's logged form of it.
       {"compute=cuda:0, virtual_vram_gb=8, donors=cuda:1,cpu",
-       "compute=cuda:0,virtual_vram_gb=8,donors=cuda:1,cpu",
-       AllocMode::kVirtualVram, false},
+       "compute=cuda:0,virtual_vram_gb=8,donors=cuda:1,cpu", AllocMode::kVirtualVram, false},
       {"Compute = CUDA:0 ; virtual_vram_gb = 4.0 ; donors = cpu",
-       "compute=cuda:0,virtual_vram_gb=4,donors=cpu", AllocMode::kVirtualVram,
-       false},
+       "compute=cuda:0,virtual_vram_gb=4,donors=cpu", AllocMode::kVirtualVram, false},
       {"donor_device=cpu,virtual_vram_gb=0.5,compute_device=cuda:1",
-       "compute=cuda:1,virtual_vram_gb=0.5,donors=cpu", AllocMode::kVirtualVram,
+       "compute=cuda:1,virtual_vram_gb=0.5,donors=cpu", AllocMode::kVirtualVram, false},
+      {"#cuda:0;4.0;cpu", "compute=cuda:0,virtual_vram_gb=4,donors=cpu", AllocMode::kVirtualVram,
        false},
-      {"#cuda:0;4.0;cpu", "compute=cuda:0,virtual_vram_gb=4,donors=cpu",
-       AllocMode::kVirtualVram, false},
-      {"#cuda:1;8.1;cuda:0,cpu",
-       "compute=cuda:1,virtual_vram_gb=8.1,donors=cuda:0,cpu",
+      {"#cuda:1;8.1;cuda:0,cpu", "compute=cuda:1,virtual_vram_gb=8.1,donors=cuda:0,cpu",
        AllocMode::kVirtualVram, false},
       // The legacy DisTorch v1 nodes' string: the '#' form without '#'.
-      {"cuda:0;4.0;cpu", "compute=cuda:0,virtual_vram_gb=4,donors=cpu",
-       AllocMode::kVirtualVram, false},
-      {" cuda:1 ; 8.5 ; cuda:0 , cpu ;",
-       "compute=cuda:1,virtual_vram_gb=8.5,donors=cuda:0,cpu",
+      {"cuda:0;4.0;cpu", "compute=cuda:0,virtual_vram_gb=4,donors=cpu", AllocMode::kVirtualVram,
+       false},
+      {" cuda:1 ; 8.5 ; cuda:0 , cpu ;", "compute=cuda:1,virtual_vram_gb=8.5,donors=cuda:0,cpu",
        AllocMode::kVirtualVram, false},
       // MultiGPU's EXPERT#... forms: the expert entries win.
-      {"cuda:0,1gb;cpu,*#cuda:0", "cuda:0,1gib;cpu,*#cuda:0",
-       AllocMode::kBytes, false},
-      {"cuda:0,50%;cpu,*#cuda:1;4.0;cpu", "cuda:0,50%;cpu,*#cuda:1",
-       AllocMode::kRatio, false},
-      {"cuda:0,0.4;cuda:1,0.2#cuda:1;8.0;cuda:0,cpu",
-       "cuda:0,0.4;cuda:1,0.2#cuda:1", AllocMode::kFraction, true},
-      {"cuda:0,2gb;cpu,*#", "cuda:0,2gib;cpu,*", AllocMode::kBytes,
-       false},
-      {" sim:0,25% ; cpu,75% # SIM:1 ", "sim:0,25%;cpu,75%#sim:1",
-       AllocMode::kRatio, true},
+      {"cuda:0,1gb;cpu,*#cuda:0", "cuda:0,1gib;cpu,*#cuda:0", AllocMode::kBytes, false},
+      {"cuda:0,50%;cpu,*#cuda:1;4.0;cpu", "cuda:0,50%;cpu,*#cuda:1", AllocMode::kRatio, false},
+      {"cuda:0,0.4;cuda:1,0.2#cuda:1;8.0;cuda:0,cpu", "cuda:0,0.4;cuda:1,0.2#cuda:1",
+       AllocMode::kFraction, true},
+      {"cuda:0,2gb;cpu,*#", "cuda:0,2gib;cpu,*", AllocMode::kBytes, false},
+      {" sim:0,25% ; cpu,75% # SIM:1 ", "sim:0,25%;cpu,75%#sim:1", AllocMode::kRatio, true},
       // Donors that repeat the compute device are harmless once the expert
       // string wins (MultiGPU ignores them too).
-      {"cuda:0,1gb;cpu,*#cuda:0;4.0;cuda:0", "cuda:0,1gib;cpu,*#cuda:0",
-       AllocMode::kBytes, false},
+      {"cuda:0,1gb;cpu,*#cuda:0;4.0;cuda:0", "cuda:0,1gib;cpu,*#cuda:0", AllocMode::kBytes, false},
   }));
   AllocSpec spec = ParseOk(text);
   CHECK(spec.ToString() == canonical);
@@ -154,8 +133,7 @@ TEST_CASE("ParseAllocation keeps order, values and positions", "[alloc]") {
 }
 
 TEST_CASE("ParseAllocation reads the virtual VRAM forms", "[alloc]") {
-  AllocSpec spec =
-      ParseOk("compute=cuda:0, virtual_vram_gb=8, donors=cuda:1,cpu");
+  AllocSpec spec = ParseOk("compute=cuda:0, virtual_vram_gb=8, donors=cuda:1,cpu");
   CHECK(spec.entries.empty());
   REQUIRE(spec.virtual_vram.has_value());
   CHECK(spec.virtual_vram->compute == DeviceId::Cuda(0));
@@ -169,8 +147,7 @@ TEST_CASE("ParseAllocation reads the virtual VRAM forms", "[alloc]") {
   CHECK(ParseOk("#cuda:0;0.0;cpu").virtual_vram->bytes == 0);
 }
 
-TEST_CASE("ParseAllocation records the compute device a string names",
-          "[alloc]") {
+TEST_CASE("ParseAllocation records the compute device a string names", "[alloc]") {
   auto [text, compute] = GENERATE(table<std::string, std::string>({
       {"cuda:0,1gb;cpu,*#cuda:1", "cuda:1"},
       {"cuda:0,1gb;cpu,*#cuda:1;8.0;cpu", "cuda:1"},
@@ -181,8 +158,7 @@ TEST_CASE("ParseAllocation records the compute device a string names",
       {"cuda:0,1gb;cpu,*#", ""},
   }));
   AllocSpec spec = ParseOk(text);
-  CHECK((spec.compute_device ? spec.compute_device->ToString() : "") ==
-        compute);
+  CHECK((spec.compute_device ? spec.compute_device->ToString() : "") == compute);
 }
 
 TEST_CASE("The MultiGPU forms mean what their parts say", "[alloc]") {
@@ -194,8 +170,7 @@ TEST_CASE("The MultiGPU forms mean what their parts say", "[alloc]") {
   CHECK(SameMeaning(expert, entries));
   CHECK_FALSE(expert.virtual_vram.has_value());
   // The legacy v1 form is the '#' form without '#'.
-  CHECK(SameMeaning(ParseOk("cuda:0;8;cuda:1,cpu"),
-                    ParseOk("#cuda:0;8;cuda:1,cpu")));
+  CHECK(SameMeaning(ParseOk("cuda:0;8;cuda:1,cpu"), ParseOk("#cuda:0;8;cuda:1,cpu")));
   // An entries string is never read as the legacy form.
   CHECK(ParseOk("cuda:0,1gb;cuda:1,1gb;cpu,*").mode == AllocMode::kBytes);
 }
@@ -341,8 +316,7 @@ TEST_CASE("ParseAllocation explains every malformed string", "[alloc]") {
        "'#COMPUTE;GB;DONORS', e.g. '#cuda:0;8;cpu' (the virtual "
        "VRAM form is 'compute=cuda:0, virtual_vram_gb=8, "
        "donors=cpu')"},
-      {"#cuda:0;8;cpu#",
-       "allocation token '#' at position 13: only one '#' is allowed"},
+      {"#cuda:0;8;cpu#", "allocation token '#' at position 13: only one '#' is allowed"},
       {"#gpu;8;cpu",
        "allocation token 'gpu' at position 1: unknown device "
        "type 'gpu' in 'gpu' (use cpu, cuda:N or sim:N)"},
@@ -395,8 +369,7 @@ TEST_CASE("ParseAllocation explains every malformed string", "[alloc]") {
   CHECK(std::string(spec.status().message()) == message);
 }
 
-TEST_CASE("ParseAllocation rejects, with the token, more bad values",
-          "[alloc]") {
+TEST_CASE("ParseAllocation rejects, with the token, more bad values", "[alloc]") {
   // Shorter checks: the message must name the token and the problem.
   auto [text, part] = GENERATE(table<std::string, std::string>({
       {"cpu:1,1gb", "there is one cpu device: write cpu"},
@@ -412,33 +385,30 @@ TEST_CASE("ParseAllocation rejects, with the token, more bad values",
       {"cuda:0,.", "'.' at position 7: not a number"},
       {"#cuda:0;x;cpu", "'x' at position 8: not a number"},
       {"#cuda:0;8;cuda:0", "donor cuda:0 is the compute device"},
-      {"compute=cuda:0,vram=8,donors=cpu",
-       "'vram' at position 15: unknown key"},
+      {"compute=cuda:0,vram=8,donors=cpu", "'vram' at position 15: unknown key"},
       {"virtual_vram_gb=8,donors=cpu", "missing compute="},
   }));
   CAPTURE(text);
   absl::StatusOr<AllocSpec> spec = ParseAllocation(text);
   REQUIRE_FALSE(spec.ok());
   CHECK(spec.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK_THAT(std::string(spec.status().message()),
-             Catch::Matchers::Contains(part));
+  CHECK_THAT(std::string(spec.status().message()), Catch::Matchers::Contains(part));
 }
 
-TEST_CASE("AllocSpec::ToString writes sizes in the shortest exact unit",
-          "[alloc]") {
+TEST_CASE("AllocSpec::ToString writes sizes in the shortest exact unit", "[alloc]") {
   auto [bytes, want] = GENERATE(table<uint64_t, std::string>({
       {0, "0b"},
       {1, "1b"},
-      {1000, "1000b"},            // no unit holds it exactly in fewer digits
+      {1000, "1000b"},  // no unit holds it exactly in fewer digits
       {1023, "1023b"},
       {1024, "1kib"},
-      {1536, "1536b"},            // shorter than 1.5kib
-      {524288, "512kib"},         // ties with 0.5mib: no leading "0." wins
-      {1572864, "1.5mib"},        // shorter than 1536kib
+      {1536, "1536b"},      // shorter than 1.5kib
+      {524288, "512kib"},   // ties with 0.5mib: no leading "0." wins
+      {1572864, "1.5mib"},  // shorter than 1536kib
       {100 * kMiB, "100mib"},
       {41943040, "40mib"},
       {2 * kGiB, "2gib"},
-      {2684354560, "2.5gib"},     // shorter than 2560mib
+      {2684354560, "2.5gib"},              // shorter than 2560mib
       {3 * kGiB + 256 * kMiB, "3.25gib"},  // ties with 3328mib: larger unit
       {12 * kGiB, "12gib"},
       {kTiB, "1tib"},
@@ -467,15 +437,14 @@ TEST_CASE("AllocSpec::ToString writes sizes in the shortest exact unit",
 }
 
 TEST_CASE("AllocSpec::ToString round-trips edge values", "[alloc]") {
-  auto text = GENERATE(
-      as<std::string>{}, "cuda:0,0.00000000000000000001",
-      "cuda:0,0.12345678901234567891;cpu,*",
-      "cuda:0,99.99999999999999999999%;cpu,*", "cuda:0,0.1%;cuda:1,0.2%;cpu,*",
-      "cuda:0,16777215.99999999999999999999tb", "cuda:0,18446744073709551615b",
-      "compute=cuda:0,virtual_vram_gb=0.000000001,donors=cpu",
-      "compute=sim:1,virtual_vram_gb=17179869183.99999999,"
-      "donors=sim:0,cpu",
-      "cuda:0,0.5;cpu,0.5#cpu", "cuda:0,99.5%;cpu,*#sim:12");
+  auto text = GENERATE(as<std::string>{}, "cuda:0,0.00000000000000000001",
+                       "cuda:0,0.12345678901234567891;cpu,*",
+                       "cuda:0,99.99999999999999999999%;cpu,*", "cuda:0,0.1%;cuda:1,0.2%;cpu,*",
+                       "cuda:0,16777215.99999999999999999999tb", "cuda:0,18446744073709551615b",
+                       "compute=cuda:0,virtual_vram_gb=0.000000001,donors=cpu",
+                       "compute=sim:1,virtual_vram_gb=17179869183.99999999,"
+                       "donors=sim:0,cpu",
+                       "cuda:0,0.5;cpu,0.5#cpu", "cuda:0,99.5%;cpu,*#sim:12");
   ParseOk(text);
 }
 

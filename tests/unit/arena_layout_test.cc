@@ -73,7 +73,9 @@ void CheckWellFormed(const Fixture& f, const ArenaLayout& layout) {
 }
 
 TEST_CASE("one arena per device without segments, in placement order", "[arena_layout]") {
-  Fixture f = Blocks(6, 1000, [](int i) { return i < 2 ? Sim(0) : i < 4 ? Sim(1) : DeviceId::Cpu(); });
+  Fixture f = Blocks(6, 1000, [](int i) {
+    return i < 2 ? Sim(0) : i < 4 ? Sim(1) : DeviceId::Cpu();
+  });
   ArenaLayout layout = ComputeArenaLayout(f.tensors, f.placement, Options(1, 0));
   CheckWellFormed(f, layout);
   REQUIRE(layout.arenas.size() == 3);
@@ -103,8 +105,7 @@ TEST_CASE("the cpu device is split into even segments; GPUs are not", "[arena_la
   CHECK(layout.slots[11].offset == 0);
 }
 
-TEST_CASE("small host parts stay in one arena; the minimum wins over the count",
-          "[arena_layout]") {
+TEST_CASE("small host parts stay in one arena; the minimum wins over the count", "[arena_layout]") {
   Fixture f = Blocks(12, 1000, [](int) { return DeviceId::Cpu(); });
   SECTION("below twice the minimum: one arena") {
     ArenaLayout layout = ComputeArenaLayout(f.tensors, f.placement, Options(4, 8000));

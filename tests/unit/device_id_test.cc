@@ -12,25 +12,24 @@ namespace distorch {
 namespace {
 
 TEST_CASE("ParseDeviceId tolerates case and whitespace", "[device]") {
-  auto [text, type, index, canonical] =
-      GENERATE(table<std::string, DeviceType, int, std::string>({
-          {"cpu", DeviceType::kCpu, 0, "cpu"},
-          {" CPU ", DeviceType::kCpu, 0, "cpu"},
-          {"cpu:0", DeviceType::kCpu, 0, "cpu"},
-          {"cuda", DeviceType::kCuda, 0, "cuda:0"},
-          {"cuda:0", DeviceType::kCuda, 0, "cuda:0"},
-          {"CUDA:1", DeviceType::kCuda, 1, "cuda:1"},
-          {" cuda : 2 ", DeviceType::kCuda, 2, "cuda:2"},
-          {"cuda:010", DeviceType::kCuda, 10, "cuda:10"},
-          {"sim:3", DeviceType::kSim, 3, "sim:3"},
-          {"mps", DeviceType::kMps, 0, "mps"},
-          {"MPS:0", DeviceType::kMps, 0, "mps"},
-          {"xpu:0", DeviceType::kXpu, 0, "xpu:0"},
-          {"npu:1", DeviceType::kNpu, 1, "npu:1"},
-          {"mlu:0", DeviceType::kMlu, 0, "mlu:0"},
-          {"hpu", DeviceType::kHpu, 0, "hpu:0"},
-          {"directml:0", DeviceType::kDirectml, 0, "directml:0"},
-      }));
+  auto [text, type, index, canonical] = GENERATE(table<std::string, DeviceType, int, std::string>({
+      {"cpu", DeviceType::kCpu, 0, "cpu"},
+      {" CPU ", DeviceType::kCpu, 0, "cpu"},
+      {"cpu:0", DeviceType::kCpu, 0, "cpu"},
+      {"cuda", DeviceType::kCuda, 0, "cuda:0"},
+      {"cuda:0", DeviceType::kCuda, 0, "cuda:0"},
+      {"CUDA:1", DeviceType::kCuda, 1, "cuda:1"},
+      {" cuda : 2 ", DeviceType::kCuda, 2, "cuda:2"},
+      {"cuda:010", DeviceType::kCuda, 10, "cuda:10"},
+      {"sim:3", DeviceType::kSim, 3, "sim:3"},
+      {"mps", DeviceType::kMps, 0, "mps"},
+      {"MPS:0", DeviceType::kMps, 0, "mps"},
+      {"xpu:0", DeviceType::kXpu, 0, "xpu:0"},
+      {"npu:1", DeviceType::kNpu, 1, "npu:1"},
+      {"mlu:0", DeviceType::kMlu, 0, "mlu:0"},
+      {"hpu", DeviceType::kHpu, 0, "hpu:0"},
+      {"directml:0", DeviceType::kDirectml, 0, "directml:0"},
+  }));
   CAPTURE(text);
   absl::StatusOr<DeviceId> id = ParseDeviceId(text);
   INFO(id.status().ToString());
@@ -74,15 +73,14 @@ TEST_CASE("ParseDeviceId names the text and the fix", "[device]") {
   CHECK(std::string(id.status().message()) == message);
 }
 
-TEST_CASE("DeviceId compares, orders and hashes by type then index",
-          "[device]") {
+TEST_CASE("DeviceId compares, orders and hashes by type then index", "[device]") {
   CHECK(DeviceId::Cuda(0) == DeviceId::Cuda(0));
   CHECK(DeviceId::Cuda(0) != DeviceId::Cuda(1));
   CHECK(DeviceId::Cuda(0) != DeviceId::Sim(0));
   CHECK(DeviceId::Cpu() < DeviceId::Cuda(0));
   CHECK(DeviceId::Cuda(0) < DeviceId::Cuda(1));
-  absl::flat_hash_set<DeviceId> set = {DeviceId::Cpu(), DeviceId::Cuda(1),
-                                       DeviceId::Cuda(1), DeviceId::Sim(0)};
+  absl::flat_hash_set<DeviceId> set = {DeviceId::Cpu(), DeviceId::Cuda(1), DeviceId::Cuda(1),
+                                       DeviceId::Sim(0)};
   CHECK(set.size() == 3);
   CHECK(set.contains(DeviceId::Cuda(1)));
   CHECK(DeviceId::Sim(2).ToString() == "sim:2");

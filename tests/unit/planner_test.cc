@@ -466,8 +466,7 @@ TEST_CASE("Edge cases: empty and zero-byte models, bad specs", "[planner]") {
   }
 }
 
-TEST_CASE("An allocation that names its compute device must match the request",
-          "[planner]") {
+TEST_CASE("An allocation that names its compute device must match the request", "[planner]") {
   // MultiGPU's "EXPERT#COMPUTE": the entries place, COMPUTE is where it runs.
   absl::StatusOr<AllocSpec> spec = ParseAllocation("cuda:0,2gb;cpu,*#cuda:1");
   REQUIRE(spec.ok());

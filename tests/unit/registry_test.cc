@@ -4,7 +4,6 @@
 #include "distorch/registry.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -21,8 +20,8 @@ std::map<DeviceId, uint64_t> Bytes(uint64_t cuda0, uint64_t cpu) {
 }
 
 // Acquires `file` for `session` and marks it ready when this lease loads it.
-Registry::Acquired Load(Registry& registry, SessionId session, const std::string& file,
-                        bool keep, uint64_t bytes = 100) {
+Registry::Acquired Load(Registry& registry, SessionId session, const std::string& file, bool keep,
+                        uint64_t bytes = 100) {
   absl::StatusOr<Registry::Acquired> acquired =
       registry.Acquire(session, Key(file), file, keep, Bytes(bytes, 2 * bytes));
   REQUIRE(acquired.ok());
@@ -140,9 +139,9 @@ TEST_CASE("Free and keep_loaded edge cases", "[registry]") {
     auto a = Load(registry, other, "a.safetensors", false);
     absl::StatusOr<int> changed = registry.SetKeepLoaded(comfy, a.residency, true);
     CHECK(changed.status().code() == absl::StatusCode::kNotFound);
-    CHECK(std::string(changed.status().message()) ==
-          "session " + std::to_string(comfy) + " holds no lease on residency " +
-              std::to_string(a.residency));
+    CHECK(std::string(changed.status().message()) == "session " + std::to_string(comfy) +
+                                                         " holds no lease on residency " +
+                                                         std::to_string(a.residency));
   }
 
   SECTION("Free during a load: the load is cancelled") {
@@ -304,8 +303,7 @@ TEST_CASE("Evict ends every lease on the residency", "[registry]") {
   CHECK(LeasesOf(registry, s1) == std::vector<LeaseId>{b.lease});
   CHECK(LeasesOf(registry, s2).empty());
   CHECK(registry.MarkReady(a->residency).code() == absl::StatusCode::kCancelled);
-  CHECK(registry.AwaitReady(a->residency, absl::Seconds(1)).code() ==
-        absl::StatusCode::kCancelled);
+  CHECK(registry.AwaitReady(a->residency, absl::Seconds(1)).code() == absl::StatusCode::kCancelled);
 }
 
 TEST_CASE("Snapshots are ordered by id and bytes add up", "[registry]") {
@@ -324,9 +322,9 @@ TEST_CASE("Snapshots are ordered by id and bytes add up", "[registry]") {
   for (size_t i = 0; i + 1 < all.size(); ++i) CHECK(all[i].id < all[i + 1].id);
   CHECK(all.back().state == ResidencyState::kLoading);
   CHECK(std::string(ResidencyStateName(all.back().state)) == "loading");
-  CHECK(registry.BytesByDevice() ==
-        std::map<DeviceId, uint64_t>{
-            {DeviceId::Cpu(), 400}, {DeviceId::Cuda(0), 200}, {DeviceId::Cuda(1), 1000}});
+  CHECK(registry.BytesByDevice() == std::map<DeviceId, uint64_t>{{DeviceId::Cpu(), 400},
+                                                                 {DeviceId::Cuda(0), 200},
+                                                                 {DeviceId::Cuda(1), 1000}});
 
   // Ids are never reused, even after everything ends.
   REQUIRE(registry.SetKeepLoaded(s, ids[0], false).ok());
@@ -359,8 +357,7 @@ TEST_CASE("A residency of one's own is a second key of the same model", "[regist
   Registry::Acquired shared = Load(registry, a, "m", false);
   ModelKey own = Key("m");
   own.placement = "sim:1,*@sim:1";
-  absl::StatusOr<Registry::Acquired> second =
-      registry.Acquire(b, own, "m", false, Bytes(0, 300));
+  absl::StatusOr<Registry::Acquired> second = registry.Acquire(b, own, "m", false, Bytes(0, 300));
   REQUIRE(second.ok());
   CHECK(second->must_load);  // not the shared one: its own residency
   CHECK(second->residency != shared.residency);

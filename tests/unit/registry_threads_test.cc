@@ -1,8 +1,7 @@
 // Registry under concurrency: one loader among racing Acquires, and the fate
 // of AwaitReady callers when a load succeeds, fails or loses all its leases.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <set>
 #include <string>
 #include <thread>
@@ -84,8 +83,7 @@ TEST_CASE("AwaitReady waiters learn how the load ended", "[registry]") {
   constexpr int kWaiters = 4;
   Registry registry(kGrace);
   SessionId loader = registry.OpenSession("ComfyUI", 1);
-  absl::StatusOr<Registry::Acquired> load =
-      registry.Acquire(loader, Key("wan"), "wan", false, {});
+  absl::StatusOr<Registry::Acquired> load = registry.Acquire(loader, Key("wan"), "wan", false, {});
   REQUIRE(load.ok());
   REQUIRE(load->must_load);
   std::vector<SessionId> others;
@@ -134,8 +132,7 @@ TEST_CASE("AwaitReady waiters learn how the load ended", "[registry]") {
     absl::Status s = registry.AwaitReady(load->residency, absl::Milliseconds(20));
     CHECK(s.code() == absl::StatusCode::kDeadlineExceeded);
     CHECK(std::string(s.message()) ==
-          "'wan' (residency " + std::to_string(load->residency) +
-              ") is still loading after 20ms");
+          "'wan' (residency " + std::to_string(load->residency) + ") is still loading after 20ms");
   }
 }
 
@@ -164,8 +161,8 @@ TEST_CASE("Mixed concurrent traffic keeps the registry consistent", "[registry]"
       SessionId s = registry.OpenSession("ComfyUI", t);
       for (int i = 0; i < 300; ++i) {
         const std::string file = "m" + std::to_string((i * 7 + t) % 5);
-        auto a = registry.Acquire(s, Key(file), file, (i + t) % 3 == 0,
-                                  {{DeviceId::Cuda(t % 2), 1}});
+        auto a =
+            registry.Acquire(s, Key(file), file, (i + t) % 3 == 0, {{DeviceId::Cuda(t % 2), 1}});
         if (!a.ok()) continue;
         if (a->must_load && i % 4 != 0) {
           (void)registry.MarkReady(a->residency);

@@ -88,9 +88,8 @@ TEST_CASE("CheckDecimal accepts plain decimals only", "[units]") {
 }
 
 TEST_CASE("CheckDecimal rejects signs, exponents and junk", "[units]") {
-  auto bad = GENERATE(as<std::string>{}, "", ".", "-1", "+1", "1e3", "inf",
-                      "nan", "1..2", " 1", "1 ", "0x1f",
-                      "123456789012345678901", "0.123456789012345678901");
+  auto bad = GENERATE(as<std::string>{}, "", ".", "-1", "+1", "1e3", "inf", "nan", "1..2", " 1",
+                      "1 ", "0x1f", "123456789012345678901", "0.123456789012345678901");
   CAPTURE(bad);
   CHECK(absl::IsInvalidArgument(CheckDecimal(bad)));
 }
@@ -148,9 +147,8 @@ TEST_CASE("FormatScaledDecimal inverts ScaleDecimal", "[units]") {
   CHECK(FormatScaledDecimal(123, 1) == "123");
   auto multiplier = GENERATE(kKiB, kMiB, kGiB, kTiB);
   auto value =
-      GENERATE(uint64_t{0}, uint64_t{1}, uint64_t{999}, uint64_t{1234567891},
-               uint64_t{8697308774}, std::numeric_limits<uint64_t>::max() - 1,
-               std::numeric_limits<uint64_t>::max());
+      GENERATE(uint64_t{0}, uint64_t{1}, uint64_t{999}, uint64_t{1234567891}, uint64_t{8697308774},
+               std::numeric_limits<uint64_t>::max() - 1, std::numeric_limits<uint64_t>::max());
   CAPTURE(value, multiplier);
   std::string text = FormatScaledDecimal(value, multiplier);
   CAPTURE(text);

@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/devices/cuda/cuda_copy.h"
 #include "daemon/devices/cuda/cuda_arena.h"
+#include "daemon/devices/cuda/cuda_copy.h"
 #include "daemon/log.h"
 #include "distorch/units.h"
 
