@@ -11,6 +11,7 @@ PACKAGES=(
   python3 python3-grpcio python3-protobuf python3-torch python3-pytest python3-numpy
   flake8        # the Python linter (.flake8, ctest -L lint)
   clang
+  clang-format  # ctest lint/clang-format (scripts/check-format.sh)
   debootstrap   # the torch-2 chroot of scripts/torch2-env.sh (Python tests on torch 2.x)
 )
 
