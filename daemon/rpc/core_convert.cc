@@ -27,18 +27,9 @@ void ToProto(const TensorInfo& tensor, v1::TensorMeta* out) {
   out->set_file_offset(tensor.file_offset);
 }
 
+// The proto's reason field leaves the usual case (a block within its device's quota) empty.
 const char* ReasonName(PlacementReason reason) {
-  switch (reason) {
-    case PlacementReason::kQuota:
-      return "";
-    case PlacementReason::kPinned:
-      return "pinned";
-    case PlacementReason::kTiny:
-      return "tiny";
-    case PlacementReason::kSpill:
-      return "spill";
-  }
-  return "";
+  return reason == PlacementReason::kQuota ? "" : PlacementReasonName(reason);
 }
 
 void ToProto(const Placement& placement, const std::string& compute, const std::string& allocation,
