@@ -1,5 +1,6 @@
 #include "daemon/load/loader.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <map>
@@ -44,7 +45,7 @@ class VectorArena : public Arena {
     e.kind = ArenaExport::Kind::kCudaIpc;
     return e;
   }
-  int writes = 0;
+  std::atomic<int> writes{0};  // the loader writes from several lanes at once
 
  private:
   std::vector<uint8_t> bytes_;
