@@ -67,11 +67,12 @@ class Daemon:
 
 
 class Worker:
-    """A ComfyUI-shaped process (comfy_worker.py) talking JSON lines."""
+    """A ComfyUI-shaped process (comfy_worker.py, or another worker script in
+    this folder) talking JSON lines."""
 
-    def __init__(self, daemon, models_dir):
+    def __init__(self, daemon, models_dir, script="comfy_worker.py"):
         env = dict(os.environ, DISTORCH_SOCKET=daemon.socket, FAKE_COMFY_MODELS=models_dir)
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "comfy_worker.py")],
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, script)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         first = json.loads(self.proc.stdout.readline())
         assert first["ready"]

@@ -6,15 +6,11 @@ GGMLTensors on broker memory, and compute what ComfyUI-GGUF's own loader
 computes."""
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 import gguf_fixture
-from daemon_fixture import HERE, Daemon
+from daemon_fixture import Daemon, Worker
 
 
 @pytest.fixture
@@ -24,24 +20,9 @@ def daemon(tmp_path):
     d.stop()
 
 
-class GgufWorker:
-    def __init__(self, daemon, models_dir):
-        env = dict(os.environ, DISTORCH_SOCKET=daemon.socket, FAKE_COMFY_MODELS=models_dir)
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "gguf_worker.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env=env)
-        assert json.loads(self.proc.stdout.readline())["ready"]
-
-    def __call__(self, **cmd):
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        reply = json.loads(self.proc.stdout.readline())
-        assert reply.pop("ok"), reply.get("trace")
-        return reply
-
-    def stop(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+def GgufWorker(daemon, models_dir):
+    """A ComfyUI-shaped process with the ComfyUI-GGUF stand-in (gguf_worker.py)."""
+    return Worker(daemon, models_dir, script="gguf_worker.py")
 
 
 def test_two_processes_share_one_quantised_gguf(daemon, tmp_path):

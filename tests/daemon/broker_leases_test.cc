@@ -9,20 +9,14 @@
 #include "daemon/broker.h"
 #include "daemon/rpc/proto_convert.h"
 #include "tests/daemon/model_files.h"
+#include "tests/daemon/sim_broker.h"
 
 namespace distorch {
 namespace {
 
-using testing::TempDir;
+using testing::MakeSimBroker;
 
-std::unique_ptr<Broker> MakeBroker() {
-  DaemonConfig config;
-  config.cuda = false;
-  REQUIRE(ApplyDeviceSpec("sim:0=64MiB", &config).ok());
-  absl::StatusOr<std::unique_ptr<DeviceSet>> devices = DeviceSet::Build(config);
-  REQUIRE(devices.ok());
-  return std::make_unique<Broker>(config, *std::move(devices));
-}
+using testing::TempDir;
 
 std::string SmallModel(const TempDir& dir) {
   const std::string path = dir.File("m.safetensors");
@@ -46,7 +40,7 @@ LoadOutcome Load(Broker& broker, SessionId session, const std::string& path) {
 TEST_CASE("Broker::Evict tells each session once, however many leases it held", "[broker][evict]") {
   TempDir dir;
   const std::string path = SmallModel(dir);
-  std::unique_ptr<Broker> broker = MakeBroker();
+  std::unique_ptr<Broker> broker = MakeSimBroker();
   std::vector<std::pair<SessionId, ResidencyId>> events;
   broker->SetEvictionListener([&](SessionId s, ResidencyId m, const std::string& name) {
     CHECK(name == "m.safetensors");
@@ -73,7 +67,7 @@ TEST_CASE("Broker::Release names the model, destroyed only with its last lease",
           "[broker][release]") {
   TempDir dir;
   const std::string path = SmallModel(dir);
-  std::unique_ptr<Broker> broker = MakeBroker();
+  std::unique_ptr<Broker> broker = MakeSimBroker();
   const SessionId a = broker->OpenSession("a", 1);
   const SessionId b = broker->OpenSession("b", 2);
   const LoadOutcome in_a = Load(*broker, a, path);

@@ -9,20 +9,14 @@
 #include "daemon/broker.h"
 #include "daemon/load/dtype_convert.h"
 #include "tests/daemon/model_files.h"
+#include "tests/daemon/sim_broker.h"
 
 namespace distorch {
 namespace {
 
-using testing::TempDir;
+using testing::MakeSimBroker;
 
-std::unique_ptr<Broker> MakeBroker() {
-  DaemonConfig config;
-  config.cuda = false;
-  REQUIRE(ApplyDeviceSpec("sim:0=64MiB", &config).ok());
-  absl::StatusOr<std::unique_ptr<DeviceSet>> devices = DeviceSet::Build(config);
-  REQUIRE(devices.ok());
-  return std::make_unique<Broker>(config, *std::move(devices));
-}
+using testing::TempDir;
 
 absl::StatusOr<LoadOutcome> LoadFile(Broker& broker, SessionId session, const std::string& path,
                                      const std::string& dtype, const std::string& allocation) {
@@ -57,7 +51,7 @@ TEST_CASE("Broker::Load converts to the weight dtype and keys the model by it", 
                                {"blocks.1.weight", "F32", {2, 2}, testing::Bytes(w)},
                                {"blocks.1.ids", "I64", {2}, testing::Bytes(ids)},
                            }));
-  std::unique_ptr<Broker> broker = MakeBroker();
+  std::unique_ptr<Broker> broker = MakeSimBroker();
   SessionId session = broker->OpenSession("test", 1);
 
   // blocks.0 is 8 bytes once converted to fp16 (16 in the file): it fits an
@@ -107,7 +101,7 @@ TEST_CASE("Broker::Load refuses dtypes it cannot produce", "[broker][dtype]") {
   const std::string path = dir.File("m.safetensors");
   testing::WriteFile(path,
                      testing::SafetensorsBytes({{"w", "F32", {1}, testing::PatternBytes(4, 1)}}));
-  std::unique_ptr<Broker> broker = MakeBroker();
+  std::unique_ptr<Broker> broker = MakeSimBroker();
   SessionId session = broker->OpenSession("test", 1);
   absl::StatusOr<LoadOutcome> bad = LoadFile(*broker, session, path, "int4", "cpu,*");
   REQUIRE(absl::IsInvalidArgument(bad.status()));
@@ -125,7 +119,7 @@ TEST_CASE("Broker::Load stores GGUF blocks as they are", "[broker][gguf]") {
   TempDir dir;
   const std::string path = dir.File("m.gguf");
   testing::WriteFile(path, w.Bytes());
-  std::unique_ptr<Broker> broker = MakeBroker();
+  std::unique_ptr<Broker> broker = MakeSimBroker();
   SessionId session = broker->OpenSession("test", 1);
 
   SECTION("keep") {

@@ -9,20 +9,14 @@
 #include "absl/strings/match.h"
 #include "daemon/broker.h"
 #include "tests/daemon/model_files.h"
+#include "tests/daemon/sim_broker.h"
 
 namespace distorch {
 namespace {
 
-using testing::TempDir;
+using testing::MakeSimBroker;
 
-std::unique_ptr<Broker> MakeBroker(const std::string& devices) {
-  DaemonConfig config;
-  config.cuda = false;
-  REQUIRE(ApplyDeviceSpec(devices, &config).ok());
-  absl::StatusOr<std::unique_ptr<DeviceSet>> set = DeviceSet::Build(config);
-  REQUIRE(set.ok());
-  return std::make_unique<Broker>(config, *std::move(set));
-}
+using testing::TempDir;
 
 absl::StatusOr<LoadOutcome> LoadPart(Broker& broker, SessionId session, const std::string& path,
                                      std::vector<std::string> prefixes,
@@ -62,7 +56,7 @@ TEST_CASE("Broker::Load places the parts of one file apart", "[broker][part]") {
                                {"model.diffusion_model.in.weight", "U8", {4096}, unet0},
                                {"model.diffusion_model.out.weight", "U8", {4096}, unet1},
                            }));
-  std::unique_ptr<Broker> broker = MakeBroker("sim:0=64KiB,sim:1=8KiB");
+  std::unique_ptr<Broker> broker = MakeSimBroker("sim:0=64KiB,sim:1=8KiB");
   SessionId a = broker->OpenSession("a", 1);
 
   absl::StatusOr<LoadOutcome> unet =
@@ -162,7 +156,7 @@ TEST_CASE("Broker::Load keeps GGUF type names with a part's tensors", "[broker][
   TempDir dir;
   const std::string path = dir.File("m.gguf");
   testing::WriteFile(path, w.Bytes());
-  std::unique_ptr<Broker> broker = MakeBroker("sim:0=64MiB");
+  std::unique_ptr<Broker> broker = MakeSimBroker("sim:0=64MiB");
   SessionId session = broker->OpenSession("test", 1);
   absl::StatusOr<LoadOutcome> out = LoadPart(*broker, session, path, {"b."}, "sim:0,*");
   REQUIRE(out.ok());
