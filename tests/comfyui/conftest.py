@@ -40,3 +40,13 @@ def comfy_env(tmp_path, monkeypatch):
     session.set_client_factory(None)
     mm.current_loaded_models.clear()
     registry.REGISTRY.__init__()
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """A real distorchd on sim: devices (daemon_fixture.Daemon), stopped and
+    checked for a clean exit after the test."""
+    from daemon_fixture import Daemon
+    d = Daemon(tmp_path)
+    yield d
+    d.stop()

@@ -7,17 +7,9 @@ computes."""
 
 import hashlib
 
-import pytest
 
 import gguf_fixture
-from daemon_fixture import Daemon, Worker
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    d = Daemon(tmp_path)
-    yield d
-    d.stop()
+from daemon_fixture import Worker
 
 
 def GgufWorker(daemon, models_dir):

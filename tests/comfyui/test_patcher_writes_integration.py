@@ -11,15 +11,8 @@ import numpy as np
 import pytest
 
 import tiny_models
-from daemon_fixture import Daemon, Worker
+from daemon_fixture import Worker
 from make_model import write_safetensors
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    d = Daemon(tmp_path)
-    yield d
-    d.stop()
 
 
 @pytest.fixture
